@@ -1,0 +1,38 @@
+# Set-up and everyday commands. Every pip install goes through constraints.txt
+# so that torch stays the local CPU wheel.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet -c constraints.txt
+RUNS_DIR ?= runs
+
+.PHONY: demo test lint typecheck bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-base: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) -e '.[test]'
+	touch $(VENV)/.installed-base $@
+
+demo: $(VENV)/.installed-base
+	$(VENV)/bin/daedalus train examples/cartpole.yaml --runs-dir $(RUNS_DIR)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed-test
+	$(PIP) -e '.[test,bench]'
+	$(PY) benchmarks/ppo_vs_sb3.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

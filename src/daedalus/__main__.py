@@ -1,0 +1,5 @@
+"""``python -m daedalus``."""
+
+from daedalus.cli import main
+
+main()

@@ -1,0 +1,262 @@
+"""The ``daedalus`` command line: thin Typer commands, each one call into :mod:`daedalus.api`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from daedalus import api
+from daedalus.errors import DaedalusError
+
+app = typer.Typer(
+    name="daedalus",
+    help="Train, evaluate and compare reinforcement-learning agents from YAML profiles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+module_app = typer.Typer(help="Manage the user modules imported at start-up (.daedalus.yaml).", no_args_is_help=True)
+list_app = typer.Typer(help="List registered agents, environments and wrappers.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect saved runs.", no_args_is_help=True)
+describe_app = typer.Typer(help="Describe an agent's parameters.", no_args_is_help=True)
+app.add_typer(module_app, name="module")
+app.add_typer(list_app, name="list")
+app.add_typer(runs_app, name="runs")
+app.add_typer(describe_app, name="describe")
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the run folders.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a value: KEY=VALUE with a dotted key, e.g. config.learning_rate=1e-3. Repeatable."),
+]
+
+
+def _load_modules() -> None:
+    from daedalus.registry import load_project_modules
+
+    load_project_modules()
+
+
+# --------------------------------------------------------------------------- training
+
+
+@app.command()
+def train(
+    file: Annotated[Path, typer.Argument(help="Profile file (YAML).")],
+    profile_ids: Annotated[list[str] | None, typer.Argument(help="Profiles to train (default: all in the file).")] = None,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    set_: SetOpt = None,
+) -> None:
+    """Train one or more profiles of FILE, one after another; each gets a run folder."""
+    _load_modules()
+    results = api.train_many(file, profile_ids or None, runs_dir=runs_dir, overrides=set_ or [])
+    _finish(results)
+
+
+@app.command()
+def batch(
+    file: Annotated[Path, typer.Argument(help="Profile file (YAML).")],
+    parallel: Annotated[int, typer.Option("--parallel", "-j", min=1, help="Profiles trained at once, each in its own process.")] = 1,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    set_: SetOpt = None,
+) -> None:
+    """Train every profile of FILE; a failed profile does not stop the others. Ends with a summary."""
+    _load_modules()
+    result = api.batch(file, runs_dir=runs_dir, parallel=parallel, overrides=set_ or [])
+    _finish(result.results)
+
+
+def _finish(results: list[api.RunResult]) -> None:
+    if len(results) > 1:
+        _print_table(
+            ["profile", "status", "steps", "final return", "time (s)", "run"],
+            [
+                [r.profile_id, r.status, str(r.steps), _num(r.final_return), f"{r.duration_s:.1f}", str(r.path)]
+                for r in results
+            ],
+        )
+    if len(results) == 1 and results[0].status == "completed":
+        print(f"run folder: {results[0].path}")
+    if any(r.status == "interrupted" for r in results):
+        raise typer.Exit(130)
+    if any(r.status != "completed" for r in results):
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- modules and lists
+
+
+@module_app.command("add")
+def module_add(name: Annotated[str, typer.Argument(help="Importable module, e.g. my_project.agents.")]) -> None:
+    """Import MODULE (to check it) and record it in the nearest .daedalus.yaml."""
+    from daedalus.registry import add_module
+
+    print(f"added '{name}' to {add_module(name)}")
+
+
+@module_app.command("remove")
+def module_remove(name: Annotated[str, typer.Argument(help="Module name to remove.")]) -> None:
+    """Remove MODULE from the nearest .daedalus.yaml."""
+    from daedalus.registry import remove_module
+
+    print(f"removed '{name}' from {remove_module(name)}")
+
+
+@module_app.command("list")
+def module_list() -> None:
+    """Show the modules recorded in the nearest .daedalus.yaml."""
+    from daedalus.registry import find_project_file, read_project_modules
+
+    project_file = find_project_file()
+    if project_file is None:
+        print("no .daedalus.yaml found from here upwards; add a module with 'daedalus module add MODULE'")
+        return
+    print(f"# {project_file}")
+    for name in read_project_modules(project_file):
+        print(name)
+
+
+def _print_ids(items: dict[str, str], filter_: str | None) -> None:
+    needle = (filter_ or "").lower()
+    rows = [[k, v] for k, v in items.items() if needle in k.lower() or needle in v.lower()]
+    _print_table(["id", "description"], rows)
+
+
+FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", help="Only ids or descriptions containing TEXT.")]
+
+
+@list_app.command("agents")
+def list_agents(filter_: FilterOpt = None) -> None:
+    """Agents: built-ins and those registered by your modules."""
+    from daedalus.registry import list_agents as items
+
+    _load_modules()
+    _print_ids(items(), filter_)
+
+
+@list_app.command("envs")
+def list_envs(filter_: FilterOpt = None) -> None:
+    """Environments: every Gymnasium id and those registered by your modules."""
+    from daedalus.registry import list_envs as items
+
+    _load_modules()
+    _print_ids(items(), filter_)
+
+
+@list_app.command("wrappers")
+def list_wrappers(filter_: FilterOpt = None) -> None:
+    """Wrappers: gymnasium.wrappers classes and those registered by your modules."""
+    from daedalus.registry import list_wrappers as items
+
+    _load_modules()
+    _print_ids(items(), filter_)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    profile: Annotated[str | None, typer.Option(help="Only runs of this profile id.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent id.")] = None,
+    env: Annotated[str | None, typer.Option(help="Only runs on this env id.")] = None,
+    status: Annotated[str | None, typer.Option(help="running, completed, interrupted, failed or crashed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Table of runs: profile, agent, env, steps, best/final return, status."""
+    rows = api.runs_table(runs_dir, profile_id=profile, agent_id=agent, env_id=env, status=status)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no runs in {runs_dir}")
+        return
+    _print_table(
+        ["run", "profile", "agent", "env", "steps", "best", "final", "status"],
+        [
+            [r["run_id"], r["profile_id"], r["agent_id"], r["env_id"], str(r["steps"] or 0),
+             _num(r["best_return"]), _num(r["final_return"]), r["status"]]
+            for r in rows
+        ],
+    )
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Everything run.json records about RUN, plus its checkpoints and files."""
+    data = api.show_run(run, runs_dir)
+    data.pop("command", None)
+    error = data.pop("error", None)
+    for key, value in data.items():
+        if isinstance(value, list | dict):
+            value = json.dumps(value)
+        print(f"{key:>16}: {value}")
+    if error:
+        print(f"{'error':>16}: {error.get('type')}: {error.get('message')}")
+
+
+# --------------------------------------------------------------------------- describe
+
+
+@describe_app.command("agent")
+def describe_agent(agent_id: Annotated[str, typer.Argument(help="Agent id or reference.")]) -> None:
+    """Every config field of an agent: name, type, default and meaning."""
+    _load_modules()
+    info = api.describe_agent(agent_id)
+    print(f"{info['agent_id']}: {info['description']}")
+    if not info["fields"]:
+        print("(this agent declares no typed config; any 'config' keys are passed through)")
+        return
+    _print_table(
+        ["field", "type", "default", "meaning"],
+        [[f["name"], f["type"], json.dumps(f["default"]), f["help"]] for f in info["fields"]],
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers, box=None, pad_edge=False, header_style="bold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``daedalus`` console script."""
+    api.install_signal_handlers()
+    try:
+        app(args=argv, standalone_mode=False)
+    except DaedalusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

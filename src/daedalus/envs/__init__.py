@@ -1,0 +1,1 @@
+"""Making environments from profiles, vectorization and multi-agent adapters."""

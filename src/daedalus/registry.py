@@ -1,0 +1,419 @@
+"""Agents, environments and wrappers by id; ``pkg.mod:Obj`` / ``file.py:Obj`` references;
+project modules listed in ``.daedalus.yaml``; plugins from installed packages.
+
+Registries are small dicts filled by ``register_*`` calls. Built-in agents are listed
+lazily (their modules import torch) and imported on first use. Every Gymnasium id works
+without registration.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daedalus.errors import RegistryError, UserCodeError, closest
+from daedalus.specs import AgentSpec, EnvSpec, WrapperSpec
+
+_AGENTS: dict[str, AgentSpec] = {}
+_ENVS: dict[str, EnvSpec] = {}
+_WRAPPERS: dict[str, WrapperSpec] = {}
+
+#: Built-in agents: id -> (``module:attribute`` of their AgentSpec, one-line description).
+BUILTIN_AGENTS: dict[str, tuple[str, str]] = {
+    "random": ("daedalus.agents.random_agent:AGENT_SPEC", "Uniformly random actions (a baseline)"),
+    "ppo": ("daedalus.algos.ppo:AGENT_SPEC", "Proximal Policy Optimization (clipped), MLP actor-critic"),
+}
+
+#: Entry-point group: installed packages list modules that call ``register_*`` on import.
+PLUGIN_GROUP = "daedalus.plugins"
+PROJECT_FILE = ".daedalus.yaml"
+
+
+def register_agent(
+    agent_id: str,
+    agent_factory: Callable[..., Any],
+    training_wrapper: Callable[..., Any] | None = None,
+    description: str = "",
+    config_class: type | None = None,
+) -> AgentSpec:
+    """Register an agent under ``agent_id`` (Crete's contract).
+
+    ``agent_factory`` is called with keyword arguments picked by its parameter names
+    (see :class:`daedalus.specs.AgentSpec`); ``training_wrapper(env_factory, agent, config,
+    artifacts, save_callback[, context])`` trains it. Registering an id again replaces it.
+    """
+    if not isinstance(agent_id, str) or not agent_id:
+        raise RegistryError(f"register_agent: agent_id must be a non-empty string, got {agent_id!r}.")
+    if not callable(agent_factory):
+        raise RegistryError(f"register_agent('{agent_id}'): agent_factory must be callable.")
+    if training_wrapper is not None and not callable(training_wrapper):
+        raise RegistryError(f"register_agent('{agent_id}'): training_wrapper must be callable.")
+    description = description or _first_line(getattr(training_wrapper, "__doc__", None))
+    spec = AgentSpec(agent_id, agent_factory, training_wrapper, description, config_class)
+    _AGENTS[agent_id] = spec
+    return spec
+
+
+def register_env(env_id: str, factory: Callable[..., Any], description: str = "") -> EnvSpec:
+    """Register an environment: ``factory(**env_args)`` returns a Gymnasium-API env."""
+    if not callable(factory):
+        raise RegistryError(f"register_env('{env_id}'): the factory must be callable.")
+    spec = EnvSpec(env_id, factory, description or _first_line(getattr(factory, "__doc__", None)))
+    _ENVS[env_id] = spec
+    return spec
+
+
+def register_wrapper(wrapper_id: str, wrapper: Callable[..., Any], description: str = "") -> WrapperSpec:
+    """Register a wrapper: ``wrapper(env, **args)`` returns the wrapped env."""
+    if not callable(wrapper):
+        raise RegistryError(f"register_wrapper('{wrapper_id}'): the wrapper must be callable.")
+    spec = WrapperSpec(wrapper_id, wrapper, description or _first_line(getattr(wrapper, "__doc__", None)))
+    _WRAPPERS[wrapper_id] = spec
+    return spec
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+
+
+# --------------------------------------------------------------------------- references
+
+
+def is_ref(text: str) -> bool:
+    """Whether ``text`` is a ``pkg.mod:Obj`` or ``path/file.py:Obj`` reference."""
+    return ":" in text and not text.startswith(":") and not text.endswith(":")
+
+
+def resolve_ref(ref: str, base_dir: Path | None = None) -> Any:
+    """Import the object named by ``pkg.mod:Obj`` or ``path/to/file.py:Obj``.
+
+    Relative file paths are tried against ``base_dir`` (the profile's folder) and then the
+    working directory. Errors raised by the user's module are reported with their frames.
+    """
+    module_part, _, attr = ref.rpartition(":")
+    if not module_part or not attr:
+        raise RegistryError(
+            f"'{ref}' is not a reference. Write 'package.module:Name' or 'path/to/file.py:Name'."
+        )
+    if module_part.endswith(".py"):
+        module = _import_file(module_part, base_dir, ref)
+    else:
+        module = import_user_module(module_part, what=f"reference '{ref}'")
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            names = [n for n in dir(module) if not n.startswith("_")]
+            hint = closest(part, names, n=1)
+            raise RegistryError(
+                f"reference '{ref}': module '{module.__name__}' has no attribute '{part}'."
+                + (f" Did you mean '{hint[0]}'?" if hint else "")
+            ) from None
+    return obj
+
+
+def _import_file(file_part: str, base_dir: Path | None, ref: str) -> Any:
+    candidates = [Path(file_part).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates = [(base_dir or Path.cwd()) / file_part, Path.cwd() / file_part]
+    path = next((c.resolve() for c in candidates if c.is_file()), None)
+    if path is None:
+        tried = ", ".join(str(c) for c in candidates)
+        raise RegistryError(f"reference '{ref}': file '{file_part}' not found (looked at {tried}).")
+    name = "daedalus_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(".", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RegistryError(f"reference '{ref}': cannot import '{path}'.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    # The file's own folder goes on sys.path so that it can import its neighbours.
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise UserCodeError(_user_error(f"file '{path}'", exc)) from None
+    return module
+
+
+def import_user_module(name: str, what: str | None = None) -> Any:
+    """Import a user module; an exception inside it becomes a UserCodeError with the user's frames."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise RegistryError(
+                f"{what or 'module'}: no module named '{name}'. Check the spelling, that the project "
+                f"folder is the working directory (or on PYTHONPATH), or remove it with "
+                f"'daedalus module remove {name}'."
+            ) from None
+        raise UserCodeError(_user_error(f"module '{name}'", exc)) from None
+    except Exception as exc:
+        raise UserCodeError(_user_error(f"module '{name}'", exc)) from None
+
+
+def _user_error(where: str, exc: BaseException) -> str:
+    """A message with the user's own frames only (not Daedalus's, not importlib's)."""
+    import daedalus
+
+    ours = str(Path(daedalus.__file__).parent)
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(ours) and "importlib" not in f.filename and not f.filename.startswith("<frozen")
+    ]
+    trace = "".join(traceback.format_list(frames)).rstrip()
+    body = f"\n{trace}" if trace else ""
+    return (
+        f"Importing {where} raised {type(exc).__name__}: {exc}.{body}\n"
+        "Fix the error in that code (the frames above are yours), then run the command again."
+    )
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def get_agent(agent_id: str, base_dir: Path | None = None) -> AgentSpec:
+    """The AgentSpec for a registered id, a built-in id, an entry point, or a reference."""
+    if agent_id in _AGENTS:
+        return _AGENTS[agent_id]
+    if agent_id in BUILTIN_AGENTS:
+        spec = resolve_ref(BUILTIN_AGENTS[agent_id][0])
+        _AGENTS[agent_id] = spec
+        return spec
+    if is_ref(agent_id):
+        return agent_spec_from_object(resolve_ref(agent_id, base_dir), agent_id)
+    known = sorted(set(_AGENTS) | set(BUILTIN_AGENTS))
+    hint = closest(agent_id, known, n=3)
+    raise RegistryError(
+        f"unknown agent '{agent_id}'."
+        + (f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else "")
+        + f" Known agents: {', '.join(known)}. Register your own with register_agent() in a module "
+        "added by 'daedalus module add', or reference one as 'pkg.mod:Class' / 'file.py:Class'."
+    )
+
+
+def agent_spec_from_object(obj: Any, ref: str) -> AgentSpec:
+    """Turn what a reference points at into an AgentSpec.
+
+    Accepted: an AgentSpec, or a StepAgent subclass (run in the built-in loop).
+    """
+    if isinstance(obj, AgentSpec):
+        return obj
+    adapter = _STEP_AGENT_ADAPTER
+    if adapter is not None:
+        spec = adapter(obj, ref)
+        if spec is not None:
+            return spec
+    raise RegistryError(
+        f"reference '{ref}' points at {obj!r}, which is not an agent. Point it at an AgentSpec "
+        "(the value register_agent() returns) or at a StepAgent subclass."
+    )
+
+
+#: Set by the stepwise-agent module: turns a StepAgent class into an AgentSpec.
+_STEP_AGENT_ADAPTER: Callable[[Any, str], AgentSpec | None] | None = None
+
+
+def get_env_factory(env_id: str, base_dir: Path | None = None) -> Callable[..., Any]:
+    """A callable ``factory(**env_args) -> env`` for a registered id, a reference or a Gymnasium id."""
+    if env_id in _ENVS:
+        return _ENVS[env_id].factory
+    if is_ref(env_id) and not _is_gym_id(env_id):
+        obj = resolve_ref(env_id, base_dir)
+        if not callable(obj):
+            raise RegistryError(f"environment reference '{env_id}' is not callable.")
+        return obj  # type: ignore[no-any-return]
+    if _is_gym_id(env_id):
+        import gymnasium
+
+        return lambda **kwargs: gymnasium.make(env_id, **kwargs)
+    known_gym = gym_env_ids()
+    hint = closest(env_id, list(_ENVS) + known_gym, n=3)
+    raise RegistryError(
+        f"unknown environment '{env_id}'."
+        + (f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else "")
+        + " Use a Gymnasium id ('daedalus list envs' shows them), an id registered with "
+        "register_env(), or a reference 'pkg.mod:make_env'."
+    )
+
+
+def _is_gym_id(env_id: str) -> bool:
+    import gymnasium
+
+    if env_id in gymnasium.registry:
+        return True
+    if ":" in env_id:
+        # Gymnasium's own "module:EnvName-v0" form imports the module to register the env.
+        try:
+            gymnasium.spec(env_id)
+            return True
+        except Exception:
+            return False
+    return False
+
+
+def gym_env_ids() -> list[str]:
+    """Every id in Gymnasium's registry."""
+    import gymnasium
+
+    return sorted(gymnasium.registry)
+
+
+def get_wrapper(wrapper_id: str, base_dir: Path | None = None) -> Callable[..., Any]:
+    """A wrapper callable for a registered id, a reference or a ``gymnasium.wrappers`` class name."""
+    if wrapper_id in _WRAPPERS:
+        return _WRAPPERS[wrapper_id].wrapper
+    if is_ref(wrapper_id):
+        obj = resolve_ref(wrapper_id, base_dir)
+        if not callable(obj):
+            raise RegistryError(f"wrapper reference '{wrapper_id}' is not callable.")
+        return obj  # type: ignore[no-any-return]
+    import gymnasium.wrappers
+
+    builtin = getattr(gymnasium.wrappers, wrapper_id, None)
+    if isinstance(builtin, type):
+        return builtin
+    names = list(_WRAPPERS) + [n for n in dir(gymnasium.wrappers) if n[:1].isupper()]
+    hint = closest(wrapper_id, names, n=3)
+    raise RegistryError(
+        f"unknown wrapper '{wrapper_id}'."
+        + (f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else "")
+        + " Use a gymnasium.wrappers class name (e.g. 'TimeLimit'), an id registered with "
+        "register_wrapper(), or a reference 'pkg.mod:MyWrapper'."
+    )
+
+
+def list_agents() -> dict[str, str]:
+    """Agent ids with one-line descriptions (built-ins are not imported)."""
+    out = {k: v[1] for k, v in BUILTIN_AGENTS.items()}
+    out.update({k: v.description for k, v in _AGENTS.items()})
+    return dict(sorted(out.items()))
+
+
+def list_envs() -> dict[str, str]:
+    """Registered environments and every Gymnasium id, with descriptions."""
+    import gymnasium
+
+    out: dict[str, str] = {}
+    for env_id, env_spec in gymnasium.registry.items():
+        entry = env_spec.entry_point
+        out[env_id] = f"Gymnasium ({entry if isinstance(entry, str) else getattr(entry, '__name__', '')})"
+    out.update({k: v.description or "registered" for k, v in _ENVS.items()})
+    return dict(sorted(out.items()))
+
+
+def list_wrappers() -> dict[str, str]:
+    """Registered wrappers and the classes of ``gymnasium.wrappers``."""
+    import gymnasium.wrappers
+
+    out: dict[str, str] = {}
+    for name in dir(gymnasium.wrappers):
+        obj = getattr(gymnasium.wrappers, name)
+        if name[:1].isupper() and isinstance(obj, type):
+            out[name] = "Gymnasium: " + _first_line(obj.__doc__)
+    out.update({k: v.description or "registered" for k, v in _WRAPPERS.items()})
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- project modules
+
+
+def find_project_file(start: Path | None = None) -> Path | None:
+    """The nearest ``.daedalus.yaml`` walking up from ``start`` (default: the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_project_modules(project_file: Path) -> list[str]:
+    """The module names listed in a project file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{project_file}: not valid YAML ({exc}). Fix or delete the file.") from None
+    modules = data.get("modules") or [] if isinstance(data, dict) else None
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise RegistryError(f"{project_file}: 'modules' must be a list of module names. Fix or delete the file.")
+    return list(modules)
+
+
+def _write_project_modules(project_file: Path, modules: list[str]) -> None:
+    import yaml
+
+    from daedalus.runs.io import atomic_write_text
+
+    text = "# Modules Daedalus imports at start-up (daedalus module add|remove).\n"
+    text += yaml.safe_dump({"modules": modules}, sort_keys=False)
+    atomic_write_text(project_file, text)
+
+
+def add_module(name: str, start: Path | None = None) -> Path:
+    """Import ``name`` (so it is checked) and record it in the nearest ``.daedalus.yaml``."""
+    project_file = find_project_file(start) or (start or Path.cwd()) / PROJECT_FILE
+    _with_project_path(project_file)
+    import_user_module(name)
+    modules = read_project_modules(project_file) if project_file.exists() else []
+    if name not in modules:
+        modules.append(name)
+    _write_project_modules(project_file, modules)
+    return project_file
+
+
+def remove_module(name: str, start: Path | None = None) -> Path:
+    """Remove ``name`` from the nearest ``.daedalus.yaml``."""
+    project_file = find_project_file(start)
+    if project_file is None:
+        raise RegistryError(f"no {PROJECT_FILE} found from {Path.cwd()} upwards; nothing to remove.")
+    modules = read_project_modules(project_file)
+    if name not in modules:
+        raise RegistryError(
+            f"module '{name}' is not listed in {project_file}. Listed: {', '.join(modules) or 'none'}."
+        )
+    modules.remove(name)
+    _write_project_modules(project_file, modules)
+    return project_file
+
+
+def _with_project_path(project_file: Path) -> None:
+    folder = str(project_file.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+_LOADED_PROJECT = False
+
+
+def load_project_modules(start: Path | None = None) -> list[str]:
+    """Import plugin entry points and the modules of the nearest ``.daedalus.yaml`` (once)."""
+    global _LOADED_PROJECT
+    if _LOADED_PROJECT:
+        return []
+    _LOADED_PROJECT = True
+    loaded = []
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        import_user_module(ep.value.partition(":")[0], what=f"plugin '{ep.name}'")
+        loaded.append(ep.value)
+    project_file = find_project_file(start)
+    if project_file is not None:
+        _with_project_path(project_file)
+        for name in read_project_modules(project_file):
+            import_user_module(name, what=f"module '{name}' listed in {project_file}")
+            loaded.append(name)
+    return loaded

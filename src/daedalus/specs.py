@@ -1,0 +1,49 @@
+"""Registry records: what ``register_agent`` / ``register_env`` / ``register_wrapper`` store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A registered agent.
+
+    ``agent_factory`` is called with keyword arguments picked by its parameter names from:
+    ``observation_space``, ``action_space``, ``config``, ``device``, ``obs`` / ``obs_shape``
+    (the observation shape), ``obs_dim`` (its flattened size), ``n_actions`` (for discrete
+    action spaces), ``env_id`` and ``seed``.
+
+    ``training_wrapper(env_factory, agent, config, artifacts, save_callback[, context])``
+    trains the agent; it receives a :class:`daedalus.types.TrainContext` as ``context``
+    when it declares that parameter.
+
+    ``config_class``, when given, is a dataclass: the profile's ``config`` is validated
+    against its fields and the factory and wrapper receive an instance of it.
+    """
+
+    agent_id: str
+    agent_factory: Callable[..., Any]
+    training_wrapper: Callable[..., Any] | None = None
+    description: str = ""
+    config_class: type | None = None
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered environment: ``factory(**env_args)`` returns a Gymnasium-API env."""
+
+    env_id: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WrapperSpec:
+    """A registered wrapper: ``wrapper(env, **args)`` returns the wrapped env."""
+
+    wrapper_id: str
+    wrapper: Callable[..., Any]
+    description: str = ""

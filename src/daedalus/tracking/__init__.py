@@ -1,0 +1,1 @@
+"""Metric sinks (CSV, TensorBoard, ...) behind one logger, and the live progress display."""

@@ -1,0 +1,76 @@
+"""Small shared types: the contracts between the run machinery and training code.
+
+This module sits at the bottom of the import graph and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from daedalus.agents.base import Agent
+    from daedalus.config import ProfileConfig
+
+#: Whatever an agent carries between calls of ``get_action`` (recurrent state, counters, ...).
+ExtraState: TypeAlias = Any
+
+#: ``env_factory(seed)`` builds one fresh environment with the profile's wrappers applied.
+EnvFactory: TypeAlias = "Callable[[int | None], gym.Env]"
+
+#: ``save_callback(agent, artifacts, step, name)``: snapshot the agent under ``checkpoints/<name>``.
+SaveCallback: TypeAlias = "Callable[[Agent, dict[str, Any], int, str], None]"
+
+
+class MetricSink(Protocol):
+    """Receives scalar metrics keyed by step (CSV, TensorBoard, MLflow, ...)."""
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Record ``metrics`` at environment step ``step``."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+class ProgressSink(Protocol):
+    """The live progress display that training code updates."""
+
+    def update(
+        self,
+        steps: int | None = None,
+        episodes: int | None = None,
+        last_return: float | None = None,
+        **extra: float,
+    ) -> None:
+        """Report the latest counters; any keyword becomes an extra column."""
+
+
+@dataclass
+class TrainContext:
+    """Everything the run machinery hands to a training wrapper besides Crete's five arguments.
+
+    A training wrapper receives it when its signature has a parameter named ``context``.
+    Built-in algorithms use it to build vector envs, log metrics and write checkpoints;
+    they never import the run store or the CLI.
+    """
+
+    profile_id: str
+    agent_id: str
+    env_id: str
+    env_args: dict[str, Any]
+    num_envs: int
+    seed: int | None
+    vectorization: str
+    device: str
+    config: ProfileConfig
+    make_env: Callable[[int | None], gym.Env]
+    logger: MetricSink
+    progress: ProgressSink
+    checkpoint: Callable[[Agent, str, int], None]
+    run_dir: Path | None = None
+    #: Arbitrary values the run machinery or user code wants to pass along.
+    extras: dict[str, Any] = field(default_factory=dict)
