@@ -278,8 +278,14 @@ def _build_profile(
             "Indent the profile's keys under its id.",
         )
     raw = copy.deepcopy(raw)
-    merged_config = _deep_merge(copy.deepcopy(defaults), raw.get("config") or {})
-    raw["config"] = merged_config
+    own_config = raw.get("config") or {}
+    if not isinstance(own_config, dict):
+        raise probe.fail(
+            ("config",),
+            f"'config' must be a mapping, got {own_config!r} ({type(own_config).__name__})",
+            f"Write e.g. 'config: {_example('config')}'.",
+        )
+    raw["config"] = _deep_merge(copy.deepcopy(defaults), own_config)
     for keys, value in overrides:
         _apply_override(raw, keys, value, src)
 
@@ -311,8 +317,6 @@ def _build_profile(
     if "env_args" in raw:
         raw["env_args"] = raw["env_args"] or {}
         expect("env_args", isinstance(raw["env_args"], dict), "a mapping")
-    if not isinstance(raw["config"], dict):
-        expect("config", False, "a mapping")
     if "num_envs" in raw:
         expect("num_envs", _is_int(raw["num_envs"]) and raw["num_envs"] >= 1, "an integer >= 1")
     if "seed" in raw:

@@ -151,10 +151,11 @@ def import_user_module(name: str, what: str | None = None) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            listed = what is not None and "listed in" in what
             raise RegistryError(
-                f"{what or 'module'}: no module named '{name}'. Check the spelling, that the project "
-                f"folder is the working directory (or on PYTHONPATH), or remove it with "
-                f"'daedalus module remove {name}'."
+                f"{what or 'module'}: no module named '{name}'. Check the spelling and that the project "
+                "folder is the working directory (or on PYTHONPATH)"
+                + (f", or remove it with 'daedalus module remove {name}'." if listed else ".")
             ) from None
         raise UserCodeError(_user_error(f"module '{name}'", exc)) from None
     except Exception as exc:
