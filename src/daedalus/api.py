@@ -55,6 +55,8 @@ class ResolvedProfile:
         data = self.profile.to_dict()
         if self.spec.config_class is not None:
             data["config"] = {**config_defaults(self.spec.config_class), **_plain_config(self.config)}
+        elif self.spec.default_config is not None:
+            data["config"] = _plain_config(self.config)
         base = self.profile.base_dir
         data["agent_id"] = _absolute_ref(data["agent_id"], base)
         data["env_id"] = _absolute_ref(data["env_id"], base)
@@ -101,8 +103,12 @@ def validate(profile: Profile) -> ResolvedProfile:
         )
     if spec.config_class is not None:
         config: Any = build_config(spec.config_class, profile.config, profile)
+    elif spec.default_config is not None:
+        config = ProfileConfig(_with_declared_defaults(spec.default_config, profile))
     else:
         config = ProfileConfig(profile.config)
+    if spec.check_profile is not None:
+        spec.check_profile(profile)
     from daedalus.envs.make import env_factory_for
 
     try:
@@ -123,6 +129,20 @@ def validate(profile: Profile) -> ResolvedProfile:
     finally:
         env.close()
     return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space)
+
+
+def _with_declared_defaults(defaults: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    from daedalus.errors import did_you_mean
+
+    for key in profile.config:
+        if key not in defaults:
+            hint = did_you_mean(key, list(defaults))
+            raise profile.fail(
+                ("config", key),
+                f"unknown config key '{key}' for agent '{profile.agent_id}'",
+                f"{hint.strip() or 'Remove it.'} Declared parameters: {', '.join(defaults) or 'none'}.",
+            )
+    return {**defaults, **profile.config}
 
 
 def load(
@@ -342,6 +362,7 @@ def train_resolved(
             progress=progress,
             checkpoint=lambda agent_, name, step: save_callback(agent_, artifacts, step, name),
             run_dir=folder.path,
+            loop=profile.loop,
         )
         progress.start()
         wrapper = resolved.spec.training_wrapper
@@ -601,3 +622,62 @@ def describe_agent(agent_id: str) -> dict[str, Any]:
         for f in describe_config(spec.config_class)
     ]
     return {"agent_id": spec.agent_id, "description": spec.description, "fields": fields}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    checkpoint: str | None = None,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int | None = 0,
+    runs_dir: str | Path | None = None,
+) -> tuple[Any, Path]:
+    """Evaluate a saved run's agent; the result is added to the run's ``eval.json``.
+
+    Returns ``(EvalResult, path of eval.json)``.
+    """
+    from daedalus.evaluation import evaluate
+    from daedalus.runs.io import read_json
+
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir)
+    result = evaluate(loaded.agent, loaded.resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    eval_file = loaded.path / "eval.json"
+    history: list[Any] = []
+    if eval_file.is_file():
+        try:
+            previous = read_json(eval_file)
+            history = previous.get("history", []) if isinstance(previous, dict) else []
+        except ValueError:
+            history = []
+    entry = {**result.to_dict(), "checkpoint": loaded.checkpoint, "evaluated_at": time.time()}
+    history.append(entry)
+    RunFolder(loaded.path).write_json("eval.json", {"latest": entry, "history": history})
+    return result, eval_file
+
+
+def replay(
+    run: str | Path,
+    video: str | Path | None = None,
+    *,
+    checkpoint: str | None = None,
+    episodes: int = 1,
+    deterministic: bool = True,
+    seed: int | None = 0,
+    runs_dir: str | Path | None = None,
+) -> tuple[Any, Path]:
+    """Record ``episodes`` episodes of a saved run's agent to a video (default ``<run>/videos/``)."""
+    from daedalus.envs.make import env_factory_for
+    from daedalus.evaluation import record_video
+
+    # Render off-screen: pygame-based envs otherwise look for a display.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir)
+    target = Path(video) if video else loaded.path / "videos" / f"{loaded.checkpoint}-seed{seed}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    make_env = env_factory_for(loaded.profile, render_mode="rgb_array")
+    result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    return result, target

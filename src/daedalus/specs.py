@@ -22,6 +22,14 @@ class AgentSpec:
 
     ``config_class``, when given, is a dataclass: the profile's ``config`` is validated
     against its fields and the factory and wrapper receive an instance of it.
+
+    ``default_config``, when given (and there is no ``config_class``), declares every
+    parameter the agent takes with its default: unknown keys in the profile are errors
+    and missing ones are filled in.
+
+    ``check_profile(profile)``, when given, is called during validation (before anything
+    trains) and raises a ProfileError for anything the agent cannot run with (its
+    ``loop:`` section, for instance).
     """
 
     agent_id: str
@@ -29,6 +37,8 @@ class AgentSpec:
     training_wrapper: Callable[..., Any] | None = None
     description: str = ""
     config_class: type | None = None
+    default_config: dict[str, Any] | None = None
+    check_profile: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)

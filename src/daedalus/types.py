@@ -72,5 +72,7 @@ class TrainContext:
     progress: ProgressSink
     checkpoint: Callable[[Agent, str, int], None]
     run_dir: Path | None = None
+    #: The profile's ``loop:`` section (stepwise agents), as written.
+    loop: dict[str, Any] | None = None
     #: Arbitrary values the run machinery or user code wants to pass along.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -204,6 +205,39 @@ def runs_show(
         print(f"{'error':>16}: {error.get('type')}: {error.get('message')}")
 
 
+@app.command()
+def evaluate(
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint name (default: final, else the newest).")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes to run.")] = 10,
+    deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")] = True,
+    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Evaluate a saved run: mean ± std, min, max and mean length; written to the run's eval.json."""
+    _load_modules()
+    result, path = api.evaluate_run(run, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
+    print(result.format())
+    print(f"written to {path}")
+
+
+@app.command()
+def replay(
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    video: Annotated[Path | None, typer.Option(help="Video file to write (.mp4 or .gif); default <run>/videos/.")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint name (default: final, else the newest).")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes to record.")] = 1,
+    deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")] = True,
+    seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Record episodes of a saved run's agent to a video file (needs daedalus[video])."""
+    _load_modules()
+    result, path = api.replay(run, video, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
+    print(result.format())
+    print(f"video: {path}")
+
+
 # --------------------------------------------------------------------------- describe
 
 
@@ -251,12 +285,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors of the (vendored) click inside Typer know how to show themselves.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
-        raise
+        if os.environ.get("DAEDALUS_DEBUG"):
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc}\n"
+            "This error came from outside Daedalus's checks (an environment, a package or your code). "
+            "Run again with DAEDALUS_DEBUG=1 to see the full traceback.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
