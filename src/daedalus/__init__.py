@@ -32,17 +32,33 @@ __all__ = [
     "Agent",
     "DaedalusError",
     "ExtraState",
+    "LoadedRun",
     "ProfileConfig",
+    "RunResult",
     "TensorAgent",
     "TrainContext",
+    "batch",
+    "describe_agent",
+    "evaluate",
+    "load_run",
     "register_agent",
     "register_env",
     "register_wrapper",
-    *_LAZY,
+    "report",
+    "train",
+    "train_many",
 ]
 
 if TYPE_CHECKING:
-    from daedalus.api import LoadedRun, RunResult, batch, describe_agent, load_run, train, train_many
+    from daedalus.api import (
+        LoadedRun,
+        RunResult,
+        batch,
+        describe_agent,
+        load_run,
+        train,
+        train_many,
+    )
     from daedalus.evaluation import evaluate
     from daedalus.tracking.progress import report
 

@@ -328,7 +328,7 @@ def train_resolved(
     total_steps = getattr(resolved.config, "total_steps", None)
     progress = Progress(profile.profile_id, total_steps if isinstance(total_steps, int) else None, live=_live_mode())
     artifacts: dict[str, Any] = {}
-    state = {"steps": 0, "last_checkpoint": None}
+    state: dict[str, Any] = {"steps": 0, "last_checkpoint": None}
     keep_last = getattr(resolved.config, "keep_last", None)
 
     def save_callback(agent: Any, artifacts_: dict[str, Any], step: int, name: str) -> None:
@@ -458,7 +458,9 @@ class _signals_blocked:
 def _returns_summary(artifacts: dict[str, Any], progress: Any) -> tuple[float | None, float | None]:
     evaluations = artifacts.get("evaluations")
     if isinstance(evaluations, list) and evaluations:
-        means = [e.get("mean_return") for e in evaluations if isinstance(e, dict) and e.get("mean_return") is not None]
+        means: list[float] = [
+            float(e["mean_return"]) for e in evaluations if isinstance(e, dict) and e.get("mean_return") is not None
+        ]
         if means:
             final_eval = artifacts.get("final_evaluation")
             final = final_eval.get("mean_return") if isinstance(final_eval, dict) else means[-1]

@@ -233,7 +233,7 @@ def get_env_factory(env_id: str, base_dir: Path | None = None) -> Callable[..., 
         obj = resolve_ref(env_id, base_dir)
         if not callable(obj):
             raise RegistryError(f"environment reference '{env_id}' is not callable.")
-        return obj  # type: ignore[no-any-return]
+        return obj
     if _is_gym_id(env_id):
         import gymnasium
 
@@ -278,7 +278,7 @@ def get_wrapper(wrapper_id: str, base_dir: Path | None = None) -> Callable[..., 
         obj = resolve_ref(wrapper_id, base_dir)
         if not callable(obj):
             raise RegistryError(f"wrapper reference '{wrapper_id}' is not callable.")
-        return obj  # type: ignore[no-any-return]
+        return obj
     import gymnasium.wrappers
 
     builtin = getattr(gymnasium.wrappers, wrapper_id, None)

@@ -1,0 +1,1 @@
+"""Run folders, the SQLite run index and checkpoints."""
