@@ -37,6 +37,21 @@ SetOpt = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from daedalus import __version__
+
+        print(f"daedalus {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Train, evaluate and compare reinforcement-learning agents from YAML profiles."""
+
+
 def _load_modules() -> None:
     from daedalus.registry import load_project_modules
 
@@ -48,12 +63,15 @@ def _load_modules() -> None:
 
 @app.command()
 def train(
-    file: Annotated[Path, typer.Argument(help="Profile file (YAML).")],
-    profile_ids: Annotated[list[str] | None, typer.Argument(help="Profiles to train (default: all in the file).")] = None,
+    file: Annotated[Path, typer.Argument(help="Profile file (YAML).", metavar="FILE")],
+    profile_ids: Annotated[list[str] | None, typer.Argument(help="Profiles to train (default: all in the file).", metavar="ID")] = None,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
     set_: SetOpt = None,
 ) -> None:
-    """Train one or more profiles of FILE, one after another; each gets a run folder."""
+    """Train profiles of FILE (all, or the IDs given).
+
+    Profiles are validated first, then trained one after another; each gets a run folder.
+    """
     _load_modules()
     results = api.train_many(file, profile_ids or None, runs_dir=runs_dir, overrides=set_ or [])
     _finish(results)
@@ -61,12 +79,15 @@ def train(
 
 @app.command()
 def batch(
-    file: Annotated[Path, typer.Argument(help="Profile file (YAML).")],
+    file: Annotated[Path, typer.Argument(help="Profile file (YAML).", metavar="FILE")],
     parallel: Annotated[int, typer.Option("--parallel", "-j", min=1, help="Profiles trained at once, each in its own process.")] = 1,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
     set_: SetOpt = None,
 ) -> None:
-    """Train every profile of FILE; a failed profile does not stop the others. Ends with a summary."""
+    """Train every profile of FILE, optionally in parallel.
+
+    A failed profile does not stop the others; a summary table ends the batch.
+    """
     _load_modules()
     result = api.batch(file, runs_dir=runs_dir, parallel=parallel, overrides=set_ or [])
     _finish(result.results)
@@ -94,7 +115,7 @@ def _finish(results: list[api.RunResult]) -> None:
 
 @module_app.command("add")
 def module_add(name: Annotated[str, typer.Argument(help="Importable module, e.g. my_project.agents.")]) -> None:
-    """Import MODULE (to check it) and record it in the nearest .daedalus.yaml."""
+    """Import MODULE and record it in .daedalus.yaml."""
     from daedalus.registry import add_module
 
     print(f"added '{name}' to {add_module(name)}")
@@ -170,7 +191,7 @@ def runs_list(
     status: Annotated[str | None, typer.Option(help="running, completed, interrupted, failed or crashed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Table of runs: profile, agent, env, steps, best/final return, status."""
+    """Table of runs: profile, agent, env, steps, returns, status."""
     rows = api.runs_table(runs_dir, profile_id=profile, agent_id=agent, env_id=env, status=status)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -193,7 +214,7 @@ def runs_show(
     run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
 ) -> None:
-    """Everything run.json records about RUN, plus its checkpoints and files."""
+    """Show one run: run.json, checkpoints and files."""
     data = api.show_run(run, runs_dir)
     data.pop("command", None)
     error = data.pop("error", None)
@@ -214,7 +235,10 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
 ) -> None:
-    """Evaluate a saved run: mean ± std, min, max and mean length; written to the run's eval.json."""
+    """Evaluate a saved run (mean ± std over N episodes).
+
+    Prints mean ± std, min, max and mean length, and writes them to the run's eval.json.
+    """
     _load_modules()
     result, path = api.evaluate_run(run, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
     print(result.format())
@@ -231,7 +255,10 @@ def replay(
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
 ) -> None:
-    """Record episodes of a saved run's agent to a video file (needs daedalus[video])."""
+    """Record a saved run's agent to a video.
+
+    Writes .mp4 or .gif (needs daedalus[video]).
+    """
     _load_modules()
     result, path = api.replay(run, video, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
     print(result.format())
@@ -243,7 +270,7 @@ def replay(
 
 @describe_app.command("agent")
 def describe_agent(agent_id: Annotated[str, typer.Argument(help="Agent id or reference.")]) -> None:
-    """Every config field of an agent: name, type, default and meaning."""
+    """Every config field of an agent: type, default, meaning."""
     _load_modules()
     info = api.describe_agent(agent_id)
     print(f"{info['agent_id']}: {info['description']}")
