@@ -26,35 +26,52 @@ _LAZY = {
     "LoadedRun": "daedalus.api",
     "evaluate": "daedalus.evaluation",
     "report": "daedalus.tracking.progress",
+    "StepAgent": "daedalus.agents.stepwise",
+    "create_default": "daedalus.agents.stepwise",
+    "evaluate_profile": "daedalus.api",
+    "test_agent": "daedalus.agents.stepwise",
+    "BaseLoop": "daedalus.agents.loops",
+    "DefaultLoop": "daedalus.agents.loops",
+    "LoopConfig": "daedalus.agents.loops",
 }
 
 __all__ = [
     "Agent",
+    "BaseLoop",
     "DaedalusError",
+    "DefaultLoop",
     "ExtraState",
     "LoadedRun",
+    "LoopConfig",
     "ProfileConfig",
     "RunResult",
+    "StepAgent",
     "TensorAgent",
     "TrainContext",
     "batch",
+    "create_default",
     "describe_agent",
     "evaluate",
+    "evaluate_profile",
     "load_run",
     "register_agent",
     "register_env",
     "register_wrapper",
     "report",
+    "test_agent",
     "train",
     "train_many",
 ]
 
 if TYPE_CHECKING:
+    from daedalus.agents.loops import BaseLoop, DefaultLoop, LoopConfig
+    from daedalus.agents.stepwise import StepAgent, create_default, test_agent
     from daedalus.api import (
         LoadedRun,
         RunResult,
         batch,
         describe_agent,
+        evaluate_profile,
         load_run,
         train,
         train_many,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -336,8 +337,9 @@ def train_resolved(
         folder.write_artifacts(artifacts_)
         state["steps"] = max(int(state["steps"] or 0), int(step))
         state["last_checkpoint"] = name
-        if name.startswith("step-") and isinstance(keep_last, int) and keep_last > 0:
-            folder.prune("step-", keep_last)
+        series = re.fullmatch(r"(.+-)\d+", name)  # periodic snapshots: step-<N>, episode-<N>, ...
+        if series and isinstance(keep_last, int) and keep_last > 0:
+            folder.prune(series.group(1), keep_last)
         folder.update(steps=max(int(step), progress.steps), last_checkpoint=name, checkpoint_format=info.format)
 
     agent: Any = None
@@ -619,10 +621,16 @@ def show_run(run: str | Path, runs_dir: str | Path | None = None) -> dict[str, A
 def describe_agent(agent_id: str) -> dict[str, Any]:
     """An agent's id, description and, for typed configs, every field (name, type, default, help)."""
     spec = get_agent(agent_id)
-    fields = [] if spec.config_class is None else [
-        {"name": f.name, "type": f.type_name, "default": f.default, "help": f.help}
-        for f in describe_config(spec.config_class)
-    ]
+    if spec.config_class is not None:
+        fields = [
+            {"name": f.name, "type": f.type_name, "default": f.default, "help": f.help}
+            for f in describe_config(spec.config_class)
+        ]
+    else:
+        fields = [
+            {"name": k, "type": type(v).__name__ if v is not None else "any", "default": v, "help": ""}
+            for k, v in (spec.default_config or {}).items()
+        ]
     return {"agent_id": spec.agent_id, "description": spec.description, "fields": fields}
 
 
@@ -683,3 +691,60 @@ def replay(
     make_env = env_factory_for(loaded.profile, render_mode="rgb_array")
     result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)
     return result, target
+
+
+def evaluate_profile(
+    path: str | Path,
+    profile_id: str | None = None,
+    episodes: int | None = None,
+    *,
+    seed: int | None = None,
+) -> Any:
+    """Run a stepwise profile's agent without memorize/update (Gym Loop's ``evaluate``).
+
+    The agent is built from the profile as written (a fresh agent: point one of its
+    parameters at saved weights to evaluate them; to evaluate a trained run use
+    ``daedalus evaluate RUN``). ``episodes`` defaults to the loop's ``eval_episodes``;
+    episode ``i`` is reset with seed ``seed + i`` (default: the profile's seed).
+    """
+    from daedalus.agents.stepwise import NoProgress, is_stepwise, parse_loop_section
+    from daedalus.envs.make import env_factory_for
+    from daedalus.tracking.metrics import MetricLogger
+
+    profiles = load_profiles(path, [profile_id] if profile_id else None)
+    if len(profiles) != 1:
+        ids = ", ".join(p.profile_id for p in profiles)
+        raise ProfileError(f"{path} holds several profiles ({ids}); name the one to evaluate.")
+    profile = profiles[0]
+    resolved = validate(profile)
+    if not is_stepwise(resolved.spec):
+        raise profile.fail(
+            ("agent_id",),
+            f"agent '{profile.agent_id}' is not a stepwise agent; evaluating a profile runs a "
+            "stepwise agent without memorize/update",
+            "Train it ('daedalus train FILE') and evaluate the run ('daedalus evaluate RUN').",
+        )
+    agent = make_agent(resolved)
+    loop_cls, params, _ = parse_loop_section(profile.loop, profile.fail, profile.base_dir)
+    context = TrainContext(
+        profile_id=profile.profile_id,
+        agent_id=profile.agent_id,
+        env_id=profile.env_id,
+        env_args=dict(profile.env_args),
+        num_envs=1,
+        seed=profile.seed,
+        vectorization=profile.vectorization,
+        device=profile.device,
+        config=resolved.config,
+        make_env=resolved.make_env,
+        logger=MetricLogger([]),
+        progress=NoProgress(),
+        checkpoint=lambda *args: None,
+        loop=profile.loop,
+        extras={
+            "env_factory_with_render_mode": lambda mode: env_factory_for(profile, render_mode=mode),
+            "eval_seed": profile.seed if seed is None else seed,
+        },
+    )
+    loop = loop_cls(agent, resolved.make_env, context, {}, None, **params)
+    return loop.evaluate(episodes)

@@ -206,23 +206,22 @@ def get_agent(agent_id: str, base_dir: Path | None = None) -> AgentSpec:
 def agent_spec_from_object(obj: Any, ref: str) -> AgentSpec:
     """Turn what a reference points at into an AgentSpec.
 
-    Accepted: an AgentSpec, or a StepAgent subclass (run in the built-in loop).
+    Accepted: an AgentSpec, or a StepAgent subclass or a class with Gym Loop's
+    get_default_parameters/act/memorize/update (run in the built-in loop).
     """
     if isinstance(obj, AgentSpec):
         return obj
-    adapter = _STEP_AGENT_ADAPTER
-    if adapter is not None:
-        spec = adapter(obj, ref)
-        if spec is not None:
-            return spec
+    # Imported here, not at the top: importing daedalus must stay cheap.
+    from daedalus.agents.stepwise import step_agent_spec
+
+    spec = step_agent_spec(obj, ref)
+    if spec is not None:
+        return spec
     raise RegistryError(
         f"reference '{ref}' points at {obj!r}, which is not an agent. Point it at an AgentSpec "
-        "(the value register_agent() returns) or at a StepAgent subclass."
+        "(the value register_agent() returns), at a StepAgent subclass, or at a class with "
+        "get_default_parameters/act/memorize/update."
     )
-
-
-#: Set by the stepwise-agent module: turns a StepAgent class into an AgentSpec.
-_STEP_AGENT_ADAPTER: Callable[[Any, str], AgentSpec | None] | None = None
 
 
 def get_env_factory(env_id: str, base_dir: Path | None = None) -> Callable[..., Any]:

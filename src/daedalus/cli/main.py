@@ -228,9 +228,10 @@ def runs_show(
 
 @app.command()
 def evaluate(
-    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix; or a profile file (.yaml) of a stepwise agent.")],
+    profile_id: Annotated[str | None, typer.Argument(help="With a profile file: the profile to evaluate (default: its only one).")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint name (default: final, else the newest).")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes to run.")] = 10,
+    episodes: Annotated[int | None, typer.Option("--episodes", "-n", min=1, help="Episodes to run (default 10; for a profile file, its loop's eval_episodes).")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")] = True,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
@@ -238,11 +239,34 @@ def evaluate(
     """Evaluate a saved run (mean ± std over N episodes).
 
     Prints mean ± std, min, max and mean length, and writes them to the run's eval.json.
+    Given a profile file instead, runs its stepwise agent without memorize/update (Gym Loop's
+    evaluate) and prints the same line.
     """
     _load_modules()
-    result, path = api.evaluate_run(run, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
+    if Path(run).is_file() and Path(run).suffix in (".yaml", ".yml"):
+        print(api.evaluate_profile(run, profile_id, episodes, seed=seed).format())
+        return
+    if profile_id is not None:
+        raise typer.BadParameter(f"PROFILE_ID ('{profile_id}') only goes with a profile file; '{run}' is not one.")
+    result, path = api.evaluate_run(run, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
     print(result.format())
     print(f"written to {path}")
+
+
+@app.command("create-default")
+def create_default(
+    agent: Annotated[str, typer.Option("--agent", help="Agent: registered id, pkg.mod:Class or path/file.py:Class.")],
+    env: Annotated[str | None, typer.Option("--env", help="Environment id (default: Pendulum-v1 for stepwise agents, else CartPole-v1).")] = None,
+    loop: Annotated[str | None, typer.Option("--loop", help="Loop class for stepwise agents, pkg.mod:MyLoop (default: the default loop).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Profile file to write (default: print to stdout).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+) -> None:
+    """Write a profile holding every declared parameter of AGENT (and its loop) with its default."""
+    from daedalus.agents.stepwise import write_default_profile
+
+    _load_modules()
+    text = write_default_profile(agent, env, loop, output, force=force)
+    print(f"wrote {output}" if output is not None else text.rstrip("\n"))
 
 
 @app.command()
