@@ -327,7 +327,9 @@ def train_resolved(
     sinks.extend(_optional_sinks(folder.path))
     logger = MetricLogger(sinks)
     total_steps = getattr(resolved.config, "total_steps", None)
-    progress = Progress(profile.profile_id, total_steps if isinstance(total_steps, int) else None, live=_live_mode())
+    progress = Progress(
+        profile.profile_id, total_steps if isinstance(total_steps, int) else None, live=_live_mode(), logger=logger
+    )
     artifacts: dict[str, Any] = {}
     state: dict[str, Any] = {"steps": 0, "last_checkpoint": None}
     keep_last = getattr(resolved.config, "keep_last", None)
@@ -348,6 +350,7 @@ def train_resolved(
     _ACTIVE.append(progress)
     print(f"run {folder.run_id}: training '{profile.agent_id}' on '{profile.env_id}' -> {folder.path}", flush=True)
     try:
+        seed_everything(profile.seed)
         agent = make_agent(resolved)
         context = TrainContext(
             profile_id=profile.profile_id,
@@ -421,6 +424,24 @@ def train_resolved(
         error=message,
         artifacts=artifacts,
     )
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed Python's, NumPy's and (when already imported) torch's global generators.
+
+    Called before the agent is built, so that weight initialisation in a custom agent is
+    reproducible from the profile's seed, as with SB3's ``set_random_seed``.
+    """
+    if seed is None:
+        return
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def _optional_sinks(run_dir: Path) -> list[Any]:
@@ -586,6 +607,9 @@ def load_run(path: str | Path, checkpoint: str | None = None, runs_dir: str | Pa
 
     The default checkpoint is ``final`` when it exists, else the newest one.
     """
+    from daedalus.registry import load_project_modules
+
+    load_project_modules()
     folder = resolve_run(path, Path(runs_dir) if runs_dir else None)
     meta = folder.refresh_status()
     profile_file = folder.path / "profile.yaml"

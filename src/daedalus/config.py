@@ -186,7 +186,8 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ProfileError(
-            f"{path}{line}: the file is not valid YAML ({problem}). "
+            f"{path}{line}: the file is not valid YAML ({problem}; the mistake is on this line or "
+            "the one above). "
             "Check indentation and that every 'key: value' pair has a space after the colon."
         ) from None
     lines: dict[tuple[str, ...], int] = {}

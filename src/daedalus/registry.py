@@ -395,23 +395,26 @@ def _with_project_path(project_file: Path) -> None:
         sys.path.insert(0, folder)
 
 
-_LOADED_PROJECT = False
+_LOADED: set[str] = set()
 
 
 def load_project_modules(start: Path | None = None) -> list[str]:
-    """Import plugin entry points and the modules of the nearest ``.daedalus.yaml`` (once)."""
-    global _LOADED_PROJECT
-    if _LOADED_PROJECT:
-        return []
-    _LOADED_PROJECT = True
-    loaded = []
-    from importlib.metadata import entry_points
+    """Import plugin entry points and the modules of the nearest ``.daedalus.yaml``.
 
-    for ep in entry_points(group=PLUGIN_GROUP):
-        import_user_module(ep.value.partition(":")[0], what=f"plugin '{ep.name}'")
-        loaded.append(ep.value)
+    Each project file (and the plugins) is loaded once per process; returns what was
+    imported by this call.
+    """
+    loaded = []
+    if "<plugins>" not in _LOADED:
+        _LOADED.add("<plugins>")
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=PLUGIN_GROUP):
+            import_user_module(ep.value.partition(":")[0], what=f"plugin '{ep.name}'")
+            loaded.append(ep.value)
     project_file = find_project_file(start)
-    if project_file is not None:
+    if project_file is not None and str(project_file) not in _LOADED:
+        _LOADED.add(str(project_file))
         _with_project_path(project_file)
         for name in read_project_modules(project_file):
             import_user_module(name, what=f"module '{name}' listed in {project_file}")

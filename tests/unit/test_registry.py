@@ -108,7 +108,7 @@ def test_project_modules(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None
     nested = workdir / "deep" / "er"
     nested.mkdir(parents=True)
     assert registry.find_project_file(nested) == project
-    monkeypatch.setattr(registry, "_LOADED_PROJECT", False)
+    monkeypatch.setattr(registry, "_LOADED", set())
     monkeypatch.chdir(nested)
     assert registry.load_project_modules() == ["proj_mod_a"]
     registry.remove_module("proj_mod_a")

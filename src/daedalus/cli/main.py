@@ -33,7 +33,7 @@ app.add_typer(describe_app, name="describe")
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the run folders.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a value: KEY=VALUE with a dotted key, e.g. config.learning_rate=1e-3. Repeatable."),
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a value: KEY=VALUE with a dotted key, e.g. config.learning_rate=1e-3. Repeatable."),
 ]
 
 
@@ -188,7 +188,7 @@ def runs_list(
     profile: Annotated[str | None, typer.Option(help="Only runs of this profile id.")] = None,
     agent: Annotated[str | None, typer.Option(help="Only runs of this agent id.")] = None,
     env: Annotated[str | None, typer.Option(help="Only runs on this env id.")] = None,
-    status: Annotated[str | None, typer.Option(help="running, completed, interrupted, failed or crashed.")] = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="running, completed, interrupted, failed or crashed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Table of runs: profile, agent, env, steps, returns, status."""
@@ -328,7 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``daedalus`` console script."""
     api.install_signal_handlers()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DaedalusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -14,19 +14,29 @@ if TYPE_CHECKING:
     from daedalus.config import Profile
 
 
+class _ProfileSeed:
+    """Default of ``make_env``'s seed: the profile's seed."""
+
+
+_PROFILE_SEED = _ProfileSeed()
+
+
 def env_factory_for(profile: Profile, **extra_env_args: Any) -> Callable[[int | None], gym.Env]:
-    """``make_env(seed)`` for a profile: a fresh env with wrappers applied, seeded when ``seed`` is given.
+    """``make_env(seed)`` for a profile: a fresh env with wrappers applied.
 
     The factory and every wrapper are resolved now, so that a bad id fails before training.
     Seeding resets the env once with ``seed`` and seeds its action space; later ``reset()``
-    calls continue that random stream.
+    calls continue that random stream. Called without an argument, the env is seeded with
+    the profile's seed; ``make_env(None)`` leaves it unseeded.
     """
     base = profile.base_dir
     factory = get_env_factory(profile.env_id, base)
     wrappers = [(w.ref, get_wrapper(w.ref, base), w.args) for w in profile.wrappers]
     env_args = {**profile.env_args, **extra_env_args}
 
-    def make_env(seed: int | None = None) -> gym.Env:
+    def make_env(seed: int | None | _ProfileSeed = _PROFILE_SEED) -> gym.Env:
+        if isinstance(seed, _ProfileSeed):
+            seed = profile.seed
         try:
             env = factory(**env_args)
         except DaedalusError:

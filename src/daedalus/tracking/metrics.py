@@ -43,7 +43,9 @@ class CSVMetricWriter:
         self._handle.flush()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (a run that logged nothing still gets a header-only file)."""
+        if self._writer is None:
+            self._rewrite()
         if self._handle is not None:
             self._handle.close()
             self._handle = None

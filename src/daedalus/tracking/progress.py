@@ -23,8 +23,11 @@ class Progress:
         stream: TextIO | None = None,
         live: bool | None = None,
         interval_s: float = 5.0,
+        logger: Any = None,
     ) -> None:
         self.label = label
+        #: Where :func:`report` also logs the numbers it is given (the run's metric logger).
+        self.logger = logger
         self.total_steps = total_steps
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
@@ -123,6 +126,19 @@ def report(
     last_return: float | None = None,
     **extra: float,
 ) -> None:
-    """Update the progress display of the run in progress (a no-op outside a run)."""
-    if _ACTIVE:
-        _ACTIVE[-1].update(steps=steps, episodes=episodes, last_return=last_return, **extra)
+    """Update the progress display of the run in progress (a no-op outside a run).
+
+    Training wrappers without a ``context`` use this. A finished episode's return
+    (``last_return``) and any extra numbers are also logged to the run's ``metrics.csv``
+    and TensorBoard events at the current step.
+    """
+    if not _ACTIVE:
+        return
+    progress = _ACTIVE[-1]
+    progress.update(steps=steps, episodes=episodes, last_return=last_return, **extra)
+    if progress.logger is not None and (last_return is not None or extra):
+        row = dict(extra)
+        if last_return is not None:
+            row["episode_return"] = float(last_return)
+            row["episodes"] = float(progress.episodes)
+        progress.logger.log(progress.steps, row)

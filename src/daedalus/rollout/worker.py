@@ -1,0 +1,197 @@
+"""Rollout workers: the one place where ``env.step`` is called.
+
+Every worker honours :class:`RolloutWorker`: ``reset(seed) -> obs`` then ``step(actions) ->
+StepBatch``, on arrays with a **flat agent axis** of ``batch_size = num_envs * num_agents`` rows
+(a single-agent env is one agent per env copy). The algorithm never sees how envs run:
+
+- :class:`SerialWorker` steps a vector env in this process;
+- :class:`SubprocessWorker` runs a :class:`SerialWorker` in a child process (the policy stays
+  here; observations and actions cross a pipe once per step for all envs), which keeps env
+  work off the learner's process;
+- a Ray worker implements the same contract later (Ray is never imported here).
+
+Each :class:`StepBatch` keeps ``terminated`` and ``truncated`` apart and carries the **real final
+observation** of every episode that ended, whatever the env's autoreset mode, so truncated
+episodes can be bootstrapped. With Gymnasium's ``NEXT_STEP`` autoreset (native vector envs) the
+step after an episode end only resets the env and ignores its action: the worker reports that
+row as ``valid=False`` so the learner drops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from daedalus.envs.vector import autoreset_mode
+
+__all__ = ["RolloutWorker", "SerialWorker", "StepBatch", "SubprocessWorker"]
+
+
+@dataclass
+class StepBatch:
+    """What one step of all envs returns; every array has ``batch_size`` rows."""
+
+    #: Observation to act on next (already reset where an episode ended).
+    obs: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    #: Real final observation where ``terminated | truncated``; other rows are unspecified.
+    final_obs: np.ndarray
+    #: False where the action of this step was not applied (autoreset step, dead agent).
+    valid: np.ndarray
+    #: Undiscounted returns and lengths of the episodes that finished at this step.
+    episode_returns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    episode_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+class RolloutWorker(Protocol):
+    """The contract shared by serial, subprocess and Ray rollout workers."""
+
+    num_envs: int
+    num_agents: int
+    #: ``num_envs * num_agents``: the flat agent axis of every array.
+    batch_size: int
+    #: One agent's spaces.
+    observation_space: Any
+    action_space: Any
+    #: Seconds spent inside ``env.step`` (and resets) so far.
+    env_time: float
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset all envs; returns observations ``(batch_size, ...)``."""
+        ...
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        """Apply ``actions`` (``(batch_size, ...)``, already in env bounds) to every env."""
+        ...
+
+    def close(self) -> None:
+        """Release the envs (and processes)."""
+        ...
+
+
+class SerialWorker:
+    """Steps a vector env in-process (see :func:`daedalus.envs.vector.make_vec_env`)."""
+
+    def __init__(self, envs: Any) -> None:
+        self.envs = envs
+        self.num_envs = int(envs.num_envs)
+        self.num_agents = int(getattr(envs, "num_agents", 1))
+        self.batch_size = self.num_envs * self.num_agents
+        self.observation_space = envs.single_observation_space
+        self.action_space = envs.single_action_space
+        self.env_time = 0.0
+        self._next_step_reset = autoreset_mode(envs) == AutoresetMode.NEXT_STEP
+        self._resetting = np.zeros(self.batch_size, dtype=bool)
+        self._episode_return = np.zeros(self.batch_size, dtype=np.float64)
+        self._episode_length = np.zeros(self.batch_size, dtype=np.int64)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        start = time.perf_counter()
+        obs, _ = self.envs.reset(seed=seed)
+        self.env_time += time.perf_counter() - start
+        self._resetting[:] = False
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        start = time.perf_counter()
+        obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        self.env_time += time.perf_counter() - start
+        rewards = np.asarray(rewards, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+        ended = terminated | truncated
+
+        if self._next_step_reset:
+            # NEXT_STEP: the returned observation of an ended episode *is* the final one, and the
+            # following step is a reset whose action is ignored.
+            valid = ~self._resetting
+            self._resetting = ended.copy()
+            final_obs = obs
+        else:
+            valid = np.asarray(info.get("valid", True)) & np.ones(self.batch_size, dtype=bool)
+            final_obs = obs
+            if ended.any() and "final_obs" in info:
+                given = info["final_obs"]
+                if given.dtype != object:
+                    final_obs = given  # already a full array (MultiAgentVectorEnv)
+                else:
+                    # Gymnasium: an object array holding the final observation of reset envs only.
+                    final_obs = obs.copy()
+                    for row in np.flatnonzero(info["_final_obs"]):
+                        final_obs[row] = given[row]
+
+        self._episode_return += rewards * valid
+        self._episode_length += valid
+        episode_returns = self._episode_return[ended].copy()
+        episode_lengths = self._episode_length[ended].copy()
+        self._episode_return[ended] = 0.0
+        self._episode_length[ended] = 0
+        return StepBatch(obs, rewards, terminated, truncated, final_obs, valid, episode_returns, episode_lengths)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _subprocess_main(connection: Any, build_envs: Callable[[], Any]) -> None:
+    worker = SerialWorker(build_envs())
+    connection.send((worker.num_envs, worker.num_agents, worker.observation_space, worker.action_space))
+    while True:
+        command, payload = connection.recv()
+        if command == "step":
+            batch = worker.step(payload)
+            connection.send((batch, worker.env_time))
+        elif command == "reset":
+            connection.send((worker.reset(payload), worker.env_time))
+        else:
+            worker.close()
+            connection.close()
+            return
+
+
+class SubprocessWorker:
+    """A :class:`SerialWorker` living in a child process, driven through a pipe.
+
+    ``build_envs`` (picklable, e.g. a ``functools.partial`` of :func:`make_vec_env`) builds the
+    vector env *in the child*. Worth it when env steps are expensive enough to overlap with
+    other work in the parent; for cheap envs the pipe round trip dominates.
+    """
+
+    def __init__(self, build_envs: Callable[[], Any], start_method: str | None = None) -> None:
+        context: Any = mp.get_context(start_method or ("fork" if "fork" in mp.get_all_start_methods() else "spawn"))
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_subprocess_main, args=(child, build_envs), daemon=True)
+        self._process.start()
+        child.close()
+        self.num_envs, self.num_agents, self.observation_space, self.action_space = self._connection.recv()
+        self.batch_size = self.num_envs * self.num_agents
+        self.env_time = 0.0
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self._connection.send(("reset", seed))
+        obs, self.env_time = self._connection.recv()
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        self._connection.send(("step", actions))
+        batch, self.env_time = self._connection.recv()
+        return batch
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):  # the child may already be gone
+                self._connection.send(("close", None))
+            self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._connection.close()
