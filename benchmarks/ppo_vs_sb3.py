@@ -95,7 +95,7 @@ class _SB3Policy:
 
 
 def _first_hit(evaluations: list[dict[str, float]], threshold: float) -> float:
-    return next((e["train_seconds"] for e in evaluations if e["mean"] >= threshold), float("inf"))
+    return next((e["train_seconds"] for e in evaluations if e["mean_return"] >= threshold), float("inf"))
 
 
 def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
@@ -127,7 +127,7 @@ def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
                 paused = time.perf_counter()
                 train_seconds = paused - self.start - self.excluded
                 result = evaluate(_SB3Policy(self.model), make_env, EVAL_EPISODES, True, seed=seed + 10_000)
-                self.evaluations.append({"step": self.num_timesteps, "mean": result.mean_return, "train_seconds": train_seconds})
+                self.evaluations.append({"step": self.num_timesteps, "mean_return": result.mean_return, "train_seconds": train_seconds})
                 self.excluded += time.perf_counter() - paused
 
         def _on_step(self) -> bool:

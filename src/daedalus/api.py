@@ -390,6 +390,8 @@ def train_resolved(
     finally:
         _ACTIVE.remove(progress)
         progress.stop()
+        if status == "completed":
+            final_evaluation(resolved, agent, artifacts, folder)
         steps = max(progress.steps, int(state["steps"] or 0))
         with _signals_blocked():
             if agent is not None:
@@ -424,6 +426,31 @@ def train_resolved(
         error=message,
         artifacts=artifacts,
     )
+
+
+def final_evaluation(resolved: ResolvedProfile, agent: Any, artifacts: dict[str, Any], folder: RunFolder) -> None:
+    """Evaluate a finished agent when its config asks for it (``final_eval_episodes``).
+
+    The result goes to ``artifacts["final_evaluation"]`` and ``eval.json``, and is printed.
+    Seeds differ from periodic evaluations (``seed + 100_000``), so the score is on fresh episodes.
+    """
+    episodes = getattr(resolved.config, "final_eval_episodes", 0)
+    if not isinstance(episodes, int) or episodes <= 0:
+        return
+    from daedalus.evaluation import evaluate
+
+    deterministic = bool(getattr(resolved.config, "eval_deterministic", True))
+    seed = (resolved.profile.seed or 0) + 100_000
+    try:
+        result = evaluate(agent, resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    except Exception as exc:  # the trained agent is saved regardless; say what went wrong
+        artifacts["final_evaluation_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"evaluation failed: {type(exc).__name__}: {exc}", flush=True)
+        return
+    entry = {**result.to_dict(), "checkpoint": "final", "evaluated_at": time.time()}
+    artifacts["final_evaluation"] = entry
+    folder.write_json("eval.json", {"latest": entry, "history": [entry]})
+    print(f"evaluation: {result.format()}", flush=True)
 
 
 def seed_everything(seed: int | None) -> None:

@@ -52,7 +52,7 @@ def test_ppo_solves_cartpole(seed):
     assert agent.global_step <= 100_000 + config.num_steps * profile["num_envs"]
     # The periodic evaluation (20 deterministic episodes on separate env copies) reached 475.
     evaluations = artifacts["evaluations"]
-    assert evaluations and evaluations[-1]["mean"] >= 475, f"seed {seed}: {evaluations[-3:]}"
+    assert evaluations and evaluations[-1]["mean_return"] >= 475, f"seed {seed}: {evaluations[-3:]}"
     # The returned agent is the one that reached it (training stopped there).
     result = evaluate(agent, make_cartpole, n_episodes=20, deterministic=True, seed=10_000 + seed)
-    assert result.mean_return == pytest.approx(evaluations[-1]["mean"])
+    assert result.mean_return == pytest.approx(evaluations[-1]["mean_return"])

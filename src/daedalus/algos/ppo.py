@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,14 @@ import torch
 from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
+from daedalus.algos import policy_gradient
 from daedalus.buffers.rollout import RolloutBatch, RolloutStorage, minibatch_indices
 from daedalus.envs.vector import make_vec_env
 from daedalus.errors import ProfileError
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
+from daedalus.nn.optim import adam_step
 from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
@@ -72,11 +74,13 @@ class PPOConfig:
     eval_every_steps: int = field(default=10_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
     eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
     eval_deterministic: bool = field(default=True, metadata=_help("Evaluate with the policy's mode instead of sampling."))
+    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
     target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
     checkpoint_every_steps: int = field(default=50_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
     keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
     log_every_steps: int = field(default=2_000, metadata=_help("Log metrics every this many steps."))
     torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 1 is fastest for small MLPs (less sync overhead); 0 keeps torch's default."))
+    closed_form_gradients: bool = field(default=True, metadata=_help("Use the hand-derived gradient of the built-in loss (MLP, tanh/relu, categorical/Gaussian) instead of autograd: same result, several times faster on a CPU."))
     rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
 
     def __post_init__(self) -> None:
@@ -125,6 +129,7 @@ class PPOAgent(TensorAgent):
             self.network = ActorCritic(
                 obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
             ).to(self.device)
+        self._functional = policy_gradient.supports(self.network)
         # Fused Adam updates every tensor in one kernel: fewer small ops per minibatch.
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
@@ -149,10 +154,16 @@ class PPOAgent(TensorAgent):
     def _tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(obs).to(self.device)
 
+    def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # MLPs the closed-form path knows are run without nn.Module call overhead.
+        if self._functional:
+            return policy_gradient.forward(self.network, obs)
+        return self.network(obs)  # type: ignore[no-any-return]
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample ``(actions, log_probs, values)`` for preprocessed observations (one forward)."""
-        policy_out, values = self.network(self._tensor(obs))
+        policy_out, values = self._forward(self._tensor(obs))
         dist = self.network.distribution(policy_out)
         actions = dist.sample(self.generator)
         return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(), values.cpu().numpy()
@@ -160,12 +171,14 @@ class PPOAgent(TensorAgent):
     @torch.inference_mode()
     def values(self, obs: np.ndarray) -> np.ndarray:
         """V(obs) for preprocessed observations."""
-        return self.network.value(self._tensor(obs)).cpu().numpy()
+        obs_t = self._tensor(obs)
+        values = policy_gradient.value(self.network, obs_t) if self._functional else self.network.value(obs_t)
+        return values.cpu().numpy()  # type: ignore[no-any-return]
 
     @torch.inference_mode()
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """Env-ready actions for a batch of raw observations (Box actions clipped to bounds)."""
-        policy_out, _ = self.network(self._tensor(self.preprocess(np.asarray(obs))))
+        policy_out, _ = self._forward(self._tensor(self.preprocess(np.asarray(obs))))
         dist = self.network.distribution(policy_out)
         actions = dist.mode() if deterministic else dist.sample(self.generator)
         return to_env_actions(actions.cpu().numpy(), self.action_space)
@@ -277,20 +290,42 @@ def ppo_update(
 ) -> dict[str, float]:
     """``update_epochs`` passes of minibatch gradient steps; returns averaged metrics."""
     parameters = list(agent.network.parameters())
+    # The built-in loss on an MLP actor-critic has a closed-form gradient that is several
+    # times faster than autograd on a CPU (see algos/policy_gradient.py); a custom loss_fn
+    # or another network goes through autograd.
+    closed_form = loss_fn is ppo_loss and config.closed_form_gradients and policy_gradient.supports(agent.network)
     collected: list[dict[str, torch.Tensor]] = []
+    norm_adv = config.norm_adv
+    if norm_adv and config.num_minibatches == 1 and len(batch) > 1:
+        # One minibatch: normalizing once here is the same as once per epoch.
+        advantages = batch.advantages
+        batch = replace(batch, advantages=(advantages - advantages.mean()) / (advantages.std() + 1e-8))
+        norm_adv = False
     stop = False
-    for _ in range(config.update_epochs):
+    for epoch in range(config.update_epochs):
+        # Loss metrics are reported for the last epoch's minibatches only: computing them for
+        # every minibatch costs a dozen small ops each and the numbers are only logged.
+        last_epoch = epoch == config.update_epochs - 1
         # One minibatch is the whole batch: its order does not change the gradient.
         if config.num_minibatches == 1:
             minibatches = [batch]
         else:
             minibatches = [batch.index(i) for i in minibatch_indices(len(batch), config.num_minibatches, agent.generator)]
         for minibatch in minibatches:
-            loss, metrics = loss_fn(agent.network, minibatch, config, clip_coef)
-            agent.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            metrics["loss/grad_norm"] = torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm, foreach=True)
-            agent.optimizer.step()
+            if closed_form:
+                metrics = policy_gradient.loss_and_gradients(
+                    agent.network, minibatch.obs, minibatch.actions, minibatch.logprobs, minibatch.values,
+                    minibatch.advantages, minibatch.returns, clip_coef=clip_coef, vf_coef=config.vf_coef,
+                    ent_coef=config.ent_coef, norm_adv=norm_adv, clip_vloss=config.clip_vloss,
+                    with_metrics=last_epoch,
+                )
+                metrics.pop("loss/total", None)
+            else:
+                loss, metrics = loss_fn(agent.network, minibatch, replace(config, norm_adv=norm_adv), clip_coef)
+                agent.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(parameters, config.max_grad_norm)
+            adam_step(agent.optimizer)
             collected.append(metrics)
             # .item() is a sync point on GPU: only pay for it when early stopping is on.
             if config.target_kl is not None and metrics["loss/approx_kl"].item() > config.target_kl:
@@ -300,7 +335,8 @@ def ppo_update(
             break
     agent.num_updates += 1
     # One stack per metric at the end instead of a float conversion per minibatch.
-    averaged = {key: float(torch.stack([m[key] for m in collected]).mean()) for key in collected[0]}
+    keys = dict.fromkeys(key for m in collected for key in m)  # ordered union
+    averaged = {key: float(torch.stack([m[key] for m in collected if key in m]).mean()) for key in keys}
     with torch.no_grad():
         predicted, returns = batch.values, batch.returns
         variance = returns.var()
@@ -348,7 +384,7 @@ def train_ppo(
     ``context`` (from the run machinery) provides the vector-env settings, the metric logger,
     the progress display and the checkpoint callback. Without it (a Crete-style call) 8 sync
     envs are built from ``env_factory`` and checkpoints go through ``save_callback``.
-    Writes ``artifacts["evaluations"]`` (step, mean, std, train_seconds) and
+    Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
     """
     if context is None:
@@ -390,7 +426,7 @@ def _train_loop(
     steps_per_rollout = config.num_steps * worker.batch_size
     seed = context.seed if context.seed is not None else 0
     evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
-    best_return = max((e["mean"] for e in evaluations), default=-np.inf)
+    best_return = max((e["mean_return"] for e in evaluations), default=-np.inf)
     recent_returns: list[float] = []
     inference_time = learn_time = 0.0
     train_start = time.perf_counter()
@@ -456,7 +492,9 @@ def _train_loop(
                 steps=agent.global_step,
                 episodes=agent.num_episodes,
                 last_return=recent_returns[-1] if recent_returns else None,
-                sps=metrics["charts/steps_per_second"],
+                env_s=round(env_time, 2),
+                inference_s=round(inference_time, 2),
+                learn_s=round(learn_time, 2),
             )
 
         stop = False
@@ -464,7 +502,7 @@ def _train_loop(
         if next_eval is not None and (agent.global_step >= next_eval or agent.global_step >= config.total_steps):
             next_eval += config.eval_every_steps
             mean, std = _evaluate(agent, env_factory, config, seed=seed + 10_000)
-            evaluations.append({"step": agent.global_step, "mean": mean, "std": std, "train_seconds": train_seconds})
+            evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
             context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
             if mean > best_return:
                 best_return = mean

@@ -1,0 +1,215 @@
+"""Bookkeeping shared by the replay-based algorithms (DQN, SAC, TD3): plain functions and one small class.
+
+- :func:`make_worker` / :func:`default_context`: the rollout worker and a context for Crete-style calls;
+- :func:`optimizer_tensors` / :func:`load_optimizer`, :func:`rng_tensors`: exact-resume state as
+  named tensors + JSON (nothing is pickled);
+- :class:`TrainingSchedule`: the training clock (evaluation and checkpoint time excluded),
+  periodic logging with the env / inference / learn split, periodic evaluation into
+  ``artifacts["evaluations"]``, ``best`` and ``step-<N>`` checkpoints, early stop at
+  ``target_return``, and ``artifacts["time_split"]``.
+
+The algorithm files keep everything that *is* the algorithm; this module only keeps the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from daedalus.envs.vector import make_vec_env
+from daedalus.rollout.collector import Collector
+from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
+from daedalus.types import TrainContext
+
+__all__ = [
+    "TrainingSchedule",
+    "default_context",
+    "load_optimizer",
+    "make_worker",
+    "optimizer_tensors",
+    "set_torch_threads",
+]
+
+
+class _NullSink:
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
+    def update(self, steps: int | None = None, episodes: int | None = None, last_return: float | None = None, **extra: float) -> None: ...
+
+
+def default_context(
+    agent_id: str,
+    env_factory: Callable[[int | None], Any],
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None,
+    num_envs: int = 1,
+) -> TrainContext:
+    """A context for a call without the run machinery: ``num_envs`` sync envs, checkpoints through ``save_callback``."""
+    return TrainContext(
+        profile_id=agent_id, agent_id=agent_id, env_id="", env_args={}, num_envs=num_envs, seed=0, vectorization="sync",
+        device="cpu", config=None,  # type: ignore[arg-type]
+        make_env=env_factory, logger=_NullSink(), progress=_NullSink(),
+        checkpoint=lambda a, name, step: save_callback(a, artifacts, step, name) if save_callback else None,
+    )
+
+
+def make_worker(context: TrainContext, kind: str = "serial") -> RolloutWorker:
+    """The profile's vector env behind a serial (in-process) or subprocess worker."""
+    build = partial(make_vec_env, context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
+    return SubprocessWorker(build) if kind == "subprocess" else SerialWorker(build())
+
+
+def set_torch_threads(threads: int) -> int:
+    """Set torch's CPU threads (``0`` keeps the default); returns the previous count to restore."""
+    previous = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return previous
+
+
+# --------------------------------------------------------------------------- state
+
+
+def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Per-parameter optimizer state as named tensors, and the param groups (minus params) as JSON."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}/{index}/{key}": torch.as_tensor(value)
+        for index, per_param in state["state"].items()
+        for key, value in per_param.items()
+    }
+    groups = [{k: v for k, v in group.items() if k != "params"} for group in state["param_groups"]]
+    return tensors, groups
+
+
+def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, Any], groups: list[dict[str, Any]]) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state = optimizer.state_dict()
+    per_param: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "/"):
+            index, name = key[len(prefix) + 1 :].split("/", 1)
+            per_param.setdefault(int(index), {})[name] = value.clone()
+    state["state"] = per_param
+    for group, saved in zip(state["param_groups"], groups, strict=False):
+        group.update(saved)
+    optimizer.load_state_dict(state)
+
+
+def numpy_rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A numpy Generator's state as JSON (PCG64's 128-bit integers are plain Python ints)."""
+    return dict(rng.bit_generator.state)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+class TrainingSchedule:
+    """Logging, evaluation, checkpoints and the training clock of one training call.
+
+    ``agent`` must have ``global_step``, ``num_episodes`` and ``predict``; ``config`` the fields
+    ``log_every_steps``, ``eval_every_steps``, ``eval_episodes``, ``eval_deterministic``,
+    ``checkpoint_every_steps``, ``total_steps`` and ``target_return``.
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        config: Any,
+        context: TrainContext,
+        env_factory: Callable[[int | None], Any],
+        artifacts: dict[str, Any],
+        collector: Collector,
+    ) -> None:
+        self.agent, self.config, self.context = agent, config, context
+        self.env_factory, self.artifacts, self.collector = env_factory, artifacts, collector
+        self.evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
+        self.best_return = max((e["mean_return"] for e in self.evaluations), default=-np.inf)
+        self.learn_time = 0.0
+        self.start = time.perf_counter()
+        self.excluded_time = 0.0  # evaluation and checkpoints: not on the training clock
+        step = agent.global_step
+        self.next_log = step + config.log_every_steps
+        self.next_eval = step + config.eval_every_steps if config.eval_every_steps > 0 else None
+        self.next_checkpoint = step + config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else None
+        self.eval_seed = (context.seed if context.seed is not None else 0) + 10_000
+
+    #: The clock used for every timing (``time.perf_counter``).
+    clock = staticmethod(time.perf_counter)
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training so far (evaluation and checkpoint time excluded)."""
+        return time.perf_counter() - self.start - self.excluded_time
+
+    def time_split(self) -> dict[str, float]:
+        """Seconds in env / inference / learn and the rest, plus steps."""
+        train_seconds = self.train_seconds
+        env, inference = self.collector.env_time, self.collector.inference_time
+        return {
+            "train_seconds": train_seconds,
+            "env": env,
+            "inference": inference,
+            "learn": self.learn_time,
+            "other": max(train_seconds - env - inference - self.learn_time, 0.0),
+            "steps": self.agent.global_step,
+        }
+
+    def step(self, metrics: Callable[[], dict[str, float]]) -> bool:
+        """Call after each vector-env step; logs, evaluates and checkpoints when due. True: stop."""
+        agent, config = self.agent, self.config
+        step = agent.global_step
+        done = step >= config.total_steps
+        if step >= self.next_log or done:
+            self.next_log += config.log_every_steps
+            split = self.time_split()
+            logged = dict(metrics())
+            logged.update({
+                "charts/steps_per_second": step / max(split["train_seconds"], 1e-9),
+                "time/env": split["env"], "time/inference": split["inference"], "time/learn": split["learn"], "time/other": split["other"],
+            })
+            returns = self.collector.episode_returns
+            if returns:
+                logged["charts/episode_return"] = float(np.mean(returns[-20:]))
+            self.context.logger.log(step, logged)
+            self.context.progress.update(
+                steps=step, episodes=agent.num_episodes, last_return=returns[-1] if returns else None,
+                env_s=round(split["env"], 2), inference_s=round(split["inference"], 2), learn_s=round(split["learn"], 2),
+            )
+        stop = False
+        if (self.next_eval is not None and step >= self.next_eval) or (self.next_checkpoint is not None and step >= self.next_checkpoint) or (done and self.next_eval is not None):
+            excluded_start = time.perf_counter()
+            train_seconds = self.train_seconds
+            if self.next_eval is not None and (step >= self.next_eval or done):
+                while self.next_eval <= step:
+                    self.next_eval += config.eval_every_steps
+                stop = self.evaluate(train_seconds)
+            if self.next_checkpoint is not None and step >= self.next_checkpoint:
+                while self.next_checkpoint <= step:
+                    self.next_checkpoint += config.checkpoint_every_steps
+                self.context.checkpoint(agent, f"step-{step}", step)
+            self.excluded_time += time.perf_counter() - excluded_start
+        return stop
+
+    def evaluate(self, train_seconds: float) -> bool:
+        """Periodic evaluation on separate env copies; returns True when ``target_return`` is reached."""
+        from daedalus.evaluation import evaluate
+
+        config, agent = self.config, self.agent
+        result = evaluate(agent, self.env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=self.eval_seed)
+        mean, std = float(result.mean_return), float(result.std_return)
+        self.evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
+        self.context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
+        if mean > self.best_return:
+            self.best_return = mean
+            self.context.checkpoint(agent, "best", agent.global_step)
+        return config.target_return is not None and mean >= config.target_return
+
+    def finish(self) -> None:
+        """Write ``artifacts["time_split"]``."""
+        self.artifacts["time_split"] = self.time_split()

@@ -1,0 +1,320 @@
+"""Deep Q-Network (Mnih et al. 2015), with the Double DQN target as an option (van Hasselt et al. 2016).
+
+One file, top to bottom in the order the algorithm runs (CleanRL's ``dqn.py`` layout):
+config → agent (Q-network, target network, optimizer, exploration RNG, state) → loss → update →
+training loop → registration. Built from shared, unit-tested pieces: the replay buffer
+(:mod:`daedalus.buffers.replay`, n-step returns inside), the collector (:mod:`daedalus.rollout.collector`,
+the only place envs are stepped), :func:`daedalus.nn.offpolicy.polyak_update` and the linear
+epsilon schedule of :mod:`daedalus.sampling`.
+
+Semantics follow Stable-Baselines3's DQN so that rl-zoo3 hyperparameters carry over: the target
+network is updated every ``target_update_interval_steps`` *environment* steps, ``gradient_steps``
+gradient steps are taken every ``train_frequency_steps`` environment steps once ``learning_starts``
+steps are collected (random actions before), Huber loss, gradient norm clipped to 10.
+
+To add a loss term, wrap :func:`dqn_loss`: it is a plain function of a batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from daedalus.agents.base import TensorAgent
+from daedalus.algos.common import TrainingSchedule, default_context, load_optimizer, make_worker, optimizer_tensors, set_torch_threads
+from daedalus.buffers.replay import ReplayBuffer, ReplaySample
+from daedalus.errors import ProfileError
+from daedalus.nn.networks import ACTIVATIONS
+from daedalus.nn.offpolicy import mlp_network, polyak_update
+from daedalus.rollout.collector import Collector
+from daedalus.sampling import LinearSchedule
+from daedalus.specs import AgentSpec
+from daedalus.types import TrainContext
+
+__all__ = ["AGENT_SPEC", "DQNAgent", "DQNConfig", "dqn_loss", "dqn_update", "make_dqn_agent", "train_dqn"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class DQNConfig:
+    """DQN hyperparameters (SB3 / rl-zoo3 vocabulary, CartPole-v1 zoo values as defaults)."""
+
+    total_steps: int = field(default=50_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
+    learning_rate: float = field(default=2.3e-3, metadata=_help("Adam learning rate."))
+    adam_eps: float = field(default=1e-8, metadata=_help("Adam epsilon (torch's and SB3's default)."))
+    buffer_size: int = field(default=100_000, metadata=_help("Replay buffer capacity in transitions."))
+    learning_starts: int = field(default=1_000, metadata=_help("Environment steps of uniformly random actions before learning starts."))
+    batch_size: int = field(default=64, metadata=_help("Transitions per gradient step."))
+    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
+    n_steps: int = field(default=1, metadata=_help("n-step returns (1 = the classic one-step TD target)."))
+    tau: float = field(default=1.0, metadata=_help("Target update coefficient: 1 copies the Q-network (hard update), < 1 is Polyak averaging."))
+    target_update_interval_steps: int = field(default=10, metadata=_help("Update the target network every this many environment steps."))
+    train_frequency_steps: int = field(default=256, metadata=_help("Run an update (gradient_steps gradient steps) every this many environment steps."))
+    gradient_steps: int = field(default=128, metadata=_help("Gradient steps per update."))
+    double_dqn: bool = field(default=False, metadata=_help("Double DQN target: the online network picks the next action, the target network values it."))
+    exploration_initial_eps: float = field(default=1.0, metadata=_help("Epsilon of the epsilon-greedy policy at step 0."))
+    exploration_final_eps: float = field(default=0.04, metadata=_help("Epsilon after the linear decay."))
+    exploration_fraction: float = field(default=0.16, metadata=_help("Fraction of total_steps over which epsilon decays linearly."))
+    max_grad_norm: float = field(default=10.0, metadata=_help("Global gradient-norm clipping threshold."))
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256], metadata=_help("Hidden layer sizes of the Q-network MLP."))
+    activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
+    save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
+    eval_every_steps: int = field(default=10_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
+    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
+    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate greedily instead of epsilon-greedy."))
+    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
+    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
+    checkpoint_every_steps: int = field(default=50_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
+    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
+    log_every_steps: int = field(default=2_000, metadata=_help("Log metrics every this many steps."))
+    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 1 is fastest for small MLPs on few cores; 0 keeps torch's default."))
+    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "buffer_size", "batch_size", "n_steps", "target_update_interval_steps", "train_frequency_steps", "gradient_steps", "eval_episodes", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ProfileError(f"DQN config: {name} must be >= 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ProfileError("DQN config: gamma must be within [0, 1] and tau within (0, 1].")
+        if not 0.0 < self.exploration_fraction <= 1.0:
+            raise ProfileError(f"DQN config: exploration_fraction must be within (0, 1], got {self.exploration_fraction}.")
+        if self.activation not in ACTIVATIONS:
+            raise ProfileError(f"DQN config: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
+        if self.rollout_worker not in ("serial", "subprocess"):
+            raise ProfileError(f"DQN config: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        self.hidden_sizes = [int(size) for size in self.hidden_sizes]
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class DQNAgent(TensorAgent):
+    """Q-network, target network, optimizer, exploration RNG, counters and (optionally) the replay buffer.
+
+    :meth:`state_tensors` / :meth:`state_json` hold everything needed to act identically and to
+    continue training exactly; the buffer is included when ``config.save_buffer``.
+    """
+
+    def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: DQNConfig, device: str = "cpu", seed: int | None = None) -> None:
+        super().__init__(name="dqn")
+        if not isinstance(action_space, spaces.Discrete):
+            raise ProfileError(f"DQN needs a Discrete action space, got {action_space}. Use SAC or TD3 for Box actions.")
+        self.config, self.observation_space, self.action_space = config, observation_space, action_space
+        self.device = torch.device(device)
+        self.obs_dim = int(np.prod(observation_space.shape or ()))
+        self.n_actions = int(action_space.n)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.q_network = mlp_network(self.obs_dim, config.hidden_sizes, self.n_actions, config.activation).to(self.device)
+        self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True)
+        self.rng = np.random.default_rng(seed)  # exploration and replay sampling
+        self.epsilon = LinearSchedule(config.exploration_initial_eps, config.exploration_final_eps, max(1, int(config.exploration_fraction * config.total_steps)))
+        self.buffer: ReplayBuffer | None = None
+        self.global_step = self.num_updates = self.num_episodes = 0
+
+    # ---- acting
+    def _flat(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)).to(self.device)
+
+    @torch.inference_mode()
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(obs, a) for a batch of observations (one forward)."""
+        return self.q_network(self._flat(obs)).argmax(-1).cpu().numpy()
+
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Epsilon-greedy actions at the current step; uniformly random before ``learning_starts``."""
+        rows = len(obs)
+        epsilon = 1.0 if self.global_step < self.config.learning_starts else self.epsilon(self.global_step)
+        actions = self.rng.integers(self.n_actions, size=rows)
+        greedy_rows = np.flatnonzero(self.rng.random(rows) >= epsilon)
+        if len(greedy_rows):  # no forward pass when every row explores
+            actions[greedy_rows] = self.greedy(obs[greedy_rows])
+        return actions
+
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Greedy actions (``deterministic``) or epsilon-greedy ones, for a batch of raw observations."""
+        return self.greedy(np.asarray(obs)) if deterministic else self.explore(np.asarray(obs))
+
+    # ---- state
+    def state_tensors(self) -> dict[str, Any]:
+        tensors: dict[str, Any] = {f"q_network/{k}": v for k, v in self.q_network.state_dict().items()}
+        tensors.update({f"target_network/{k}": v for k, v in self.target_network.state_dict().items()})
+        tensors.update(optimizer_tensors("optimizer", self.optimizer)[0])
+        if self.config.save_buffer and self.buffer is not None:
+            tensors.update({f"buffer/{k}": v for k, v in self.buffer.state_arrays().items()})
+        return tensors
+
+    def state_json(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "algo": "dqn",
+            "config": asdict(self.config),
+            "counters": {"global_step": self.global_step, "num_updates": self.num_updates, "num_episodes": self.num_episodes},
+            "optimizer_param_groups": optimizer_tensors("optimizer", self.optimizer)[1],
+            "rng": dict(self.rng.bit_generator.state),
+        }
+        if self.config.save_buffer and self.buffer is not None:
+            state["buffer"] = {"capacity": self.buffer.capacity, "num_rows": self.buffer.num_rows, "rng": self.buffer.rng_state()}
+        return state
+
+    def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        def part(prefix: str) -> dict[str, Any]:
+            return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+        self.q_network.load_state_dict(part("q_network"))
+        self.target_network.load_state_dict(part("target_network"))
+        load_optimizer("optimizer", self.optimizer, tensors, state.get("optimizer_param_groups", []))
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+        counters = state.get("counters", {})
+        self.global_step = int(counters.get("global_step", 0))
+        self.num_updates = int(counters.get("num_updates", 0))
+        self.num_episodes = int(counters.get("num_episodes", 0))
+        if "buffer" in state:
+            info = state["buffer"]
+            self.buffer = self.make_buffer(info["capacity"], info["num_rows"])
+            self.buffer.load_state_arrays(part("buffer"), info["rng"])
+
+    def make_buffer(self, capacity: int, num_rows: int) -> ReplayBuffer:
+        """An empty replay buffer shaped for this agent (sampling seeded from the agent's RNG)."""
+        seed = int(self.rng.integers(2**63))
+        return ReplayBuffer(capacity, num_rows, (self.obs_dim,), (), np.float32, np.int64, seed=seed)
+
+
+def make_dqn_agent(observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: DQNConfig | None = None, device: str = "cpu", seed: int | None = None) -> DQNAgent:
+    """The registered agent factory (arguments are picked by name by the registry)."""
+    return DQNAgent(observation_space, action_space, config or DQNConfig(), device=device, seed=seed)
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def dqn_loss(q_network: nn.Module, target_network: nn.Module, batch: ReplaySample, config: DQNConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Huber loss between Q(s, a) and the (Double) DQN target on one batch; metrics stay tensors.
+
+    Target: ``r + discount * (1 - terminated) * Q_target(s', a*)`` with ``a* = argmax Q_target(s', .)``,
+    or ``argmax Q(s', .)`` for Double DQN. Truncated transitions bootstrap (their ``s'`` is the real
+    final observation); ``discount`` is ``gamma ** m`` for m-step returns.
+    """
+    with torch.no_grad():
+        next_q_target = target_network(batch.next_obs)
+        if config.double_dqn:
+            next_actions = q_network(batch.next_obs).argmax(-1, keepdim=True)
+            next_q = next_q_target.gather(-1, next_actions).squeeze(-1)
+        else:
+            next_q = next_q_target.amax(-1)
+        targets = batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
+    q_values = q_network(batch.obs).gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+    loss = nn.functional.smooth_l1_loss(q_values, targets)
+    return loss, {"loss/td": loss.detach(), "loss/q_values": q_values.detach().mean()}
+
+
+# --------------------------------------------------------------------------- update
+
+
+def dqn_update(
+    agent: DQNAgent,
+    buffer: ReplayBuffer,
+    config: DQNConfig,
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] = dqn_loss,
+) -> dict[str, torch.Tensor]:
+    """``gradient_steps`` gradient steps on batches drawn uniformly from ``buffer``; returns mean metrics (tensors)."""
+    parameters = list(agent.q_network.parameters())
+    collected: list[dict[str, torch.Tensor]] = []
+    for _ in range(config.gradient_steps):
+        batch = buffer.sample(config.batch_size, config.n_steps, config.gamma).to_torch(agent.device)
+        loss, metrics = loss_fn(agent.q_network, agent.target_network, batch, config)
+        agent.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["loss/grad_norm"] = nn.utils.clip_grad_norm_(parameters, config.max_grad_norm, foreach=True)
+        agent.optimizer.step()
+        collected.append(metrics)
+    agent.num_updates += 1
+    # One stack per metric instead of a float conversion (a sync) per gradient step.
+    return {key: torch.stack([m[key] for m in collected]).mean() for key in collected[0]}
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def train_dqn(
+    env_factory: Callable[[int | None], Any],
+    agent: DQNAgent,
+    config: DQNConfig,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None = None,
+    context: TrainContext | None = None,
+) -> DQNAgent:
+    """Train ``agent`` with DQN until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
+    (without it: one sync env and checkpoints through ``save_callback``). Writes
+    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    """
+    context = context or default_context("dqn", env_factory, artifacts, save_callback)
+    previous_threads = set_torch_threads(config.torch_threads)
+    worker = make_worker(context, config.rollout_worker)
+    try:
+        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
+            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
+        buffer = agent.buffer
+        collector = Collector(worker, buffer, policy=agent.explore)
+        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
+        metrics: dict[str, torch.Tensor] = {}
+        collector.reset(seed=context.seed)
+        rows = worker.batch_size
+        while agent.global_step < config.total_steps:
+            # ---- collect: one epsilon-greedy forward for all rows, one env step, one buffer write
+            step = collector.step()
+            previous, agent.global_step = agent.global_step, agent.global_step + rows
+            agent.num_episodes += len(step.episode_returns)
+
+            def crossed(every: int) -> bool:
+                return agent.global_step // every > previous // every
+
+            # ---- learn: SB3's schedule, counted in environment steps
+            if crossed(config.train_frequency_steps) and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
+                start = schedule.clock()
+                metrics = dqn_update(agent, buffer, config)
+                schedule.learn_time += schedule.clock() - start
+            if crossed(config.target_update_interval_steps):
+                polyak_update(agent.target_network.parameters(), agent.q_network.parameters(), config.tau)
+
+            def current_metrics() -> dict[str, float]:
+                logged = {key: float(value) for key, value in metrics.items()}
+                logged["charts/epsilon"] = agent.epsilon(agent.global_step)
+                logged["charts/buffer_size"] = float(len(buffer))
+                return logged
+
+            if schedule.step(current_metrics):
+                break
+        schedule.finish()
+    finally:
+        worker.close()
+        torch.set_num_threads(previous_threads)
+    return agent
+
+
+# --------------------------------------------------------------------------- registration
+
+AGENT_SPEC = AgentSpec(
+    agent_id="dqn",
+    agent_factory=make_dqn_agent,
+    training_wrapper=train_dqn,
+    description="Deep Q-Network (optionally Double DQN, n-step), MLP Q-network, replay buffer",
+    config_class=DQNConfig,
+)
