@@ -29,7 +29,7 @@ from daedalus.errors import ProfileError
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
-from daedalus.nn.optim import adam_step
+from daedalus.nn.optim import Adam
 from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
@@ -130,10 +130,8 @@ class PPOAgent(TensorAgent):
                 obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
             ).to(self.device)
         self._functional = policy_gradient.supports(self.network)
-        # Fused Adam updates every tensor in one kernel: fewer small ops per minibatch.
-        self.optimizer = torch.optim.Adam(
-            self.network.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
-        )
+        # One fused kernel per step, and no torch.optim import cost (see nn/optim.py).
+        self.optimizer = Adam(self.network.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         self.obs_rms = RunningMeanStd(self.obs_shape, clip=config.obs_clip) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
@@ -322,10 +320,10 @@ def ppo_update(
                 metrics.pop("loss/total", None)
             else:
                 loss, metrics = loss_fn(agent.network, minibatch, replace(config, norm_adv=norm_adv), clip_coef)
-                agent.optimizer.zero_grad(set_to_none=True)
+                agent.optimizer.zero_grad()
                 loss.backward()
             metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(parameters, config.max_grad_norm)
-            adam_step(agent.optimizer)
+            agent.optimizer.step()
             collected.append(metrics)
             # .item() is a sync point on GPU: only pay for it when early stopping is on.
             if config.target_kl is not None and metrics["loss/approx_kl"].item() > config.target_kl:

@@ -1,81 +1,97 @@
-"""Optimizer steps without per-step Python bookkeeping.
+"""Adam on torch's fused kernel, without ``torch.optim``'s per-step Python bookkeeping.
 
-``torch.optim.Adam(fused=True).step()`` spends most of its time on a tiny network in Python:
-profiler hooks, state lookups and regrouping tensors by device, every step. :func:`adam_step`
-makes the same single fused kernel call on lists gathered once, and falls back to
-``optimizer.step()`` whenever its assumptions do not hold (several parameter groups, options
-it does not handle, state not yet created or replaced by ``load_state_dict``).
+Two reasons not to use ``torch.optim.Adam`` for the small networks of the built-in algorithms:
+constructing any ``torch.optim`` optimizer imports ``torch._dynamo`` (about 1 s of start-up
+on this machine, more than a whole CartPole training run), and each ``step()`` spends most of
+its time on profiler hooks, state lookups and regrouping tensors by device. :class:`Adam`
+keeps its state in lists and makes one ``torch._fused_adam_`` call per step: the same update,
+bit for bit (checked in ``tests/unit/test_optim.py``). Its ``state_dict()`` has the layout of
+``torch.optim.Adam.state_dict()``.
 """
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
 
-@dataclass
-class _AdamLists:
-    params: list[torch.Tensor]
-    exp_avgs: list[torch.Tensor]
-    exp_avg_sqs: list[torch.Tensor]
-    steps: list[torch.Tensor]
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction, no weight decay, no AMSGrad.
 
+    ``param_groups[0]["lr"]`` may be changed between steps (learning-rate schedules), as with
+    torch's optimizers. Every parameter must have a gradient when :meth:`step` is called.
+    """
 
-_CACHE: weakref.WeakKeyDictionary[torch.optim.Optimizer, _AdamLists] = weakref.WeakKeyDictionary()
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = list(params)
+        self.param_groups: list[dict[str, Any]] = [{"lr": lr, "betas": tuple(betas), "eps": eps}]
+        self._reset_state()
 
+    def _reset_state(self) -> None:
+        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        # The fused kernel takes one float32 step counter per parameter, as torch.optim.Adam keeps them.
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
-def _lists(optimizer: torch.optim.Adam) -> _AdamLists | None:
-    (group,) = optimizer.param_groups
-    params = [p for p in group["params"] if p.grad is not None]
-    if len(params) != len(group["params"]):
-        return None
-    cached = _CACHE.get(optimizer)
-    first = optimizer.state.get(params[0])
-    if cached is not None and first is not None and cached.exp_avgs[0] is first.get("exp_avg"):
-        return cached
-    states = [optimizer.state.get(p) for p in params]
-    if any(not s or "exp_avg" not in s for s in states):
-        return None  # the first step creates the state
-    lists = _AdamLists(
-        params,
-        [s["exp_avg"] for s in states],  # type: ignore[index]
-        [s["exp_avg_sq"] for s in states],  # type: ignore[index]
-        [s["step"] for s in states],  # type: ignore[index]
-    )
-    _CACHE[optimizer] = lists
-    return lists
+    def zero_grad(self) -> None:
+        """Drop every gradient (set to ``None``)."""
+        for p in self.params:
+            p.grad = None
 
+    @torch.no_grad()
+    def step(self) -> None:
+        """Apply one Adam update from the parameters' ``.grad``."""
+        group = self.param_groups[0]
+        beta1, beta2 = group["betas"]
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            missing = [i for i, g in enumerate(grads) if g is None]
+            raise RuntimeError(f"Adam.step(): parameters {missing} have no gradient")
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(
+            self.params,
+            grads,  # type: ignore[arg-type]
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.steps,
+            amsgrad=False,
+            lr=float(group["lr"]),
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+        )
 
-def adam_step(optimizer: torch.optim.Optimizer) -> None:
-    """One step of a fused Adam with a single parameter group; same result as ``optimizer.step()``."""
-    if not isinstance(optimizer, torch.optim.Adam) or len(optimizer.param_groups) != 1:
-        optimizer.step()
-        return
-    group = optimizer.param_groups[0]
-    plain = group["fused"] and not (
-        group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"] or group["weight_decay"]
-        or group.get("decoupled_weight_decay", False) or isinstance(group["lr"], torch.Tensor)
-    )
-    lists = _lists(optimizer) if plain else None
-    if lists is None:
-        optimizer.step()
-        return
-    beta1, beta2 = group["betas"]
-    torch._foreach_add_(lists.steps, 1)
-    torch._fused_adam_(
-        lists.params,
-        [p.grad for p in lists.params],
-        lists.exp_avgs,
-        lists.exp_avg_sqs,
-        [],
-        lists.steps,
-        amsgrad=False,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        weight_decay=0.0,
-        eps=group["eps"],
-        maximize=False,
-    )
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {"step", "exp_avg", "exp_avg_sq"}}, "param_groups": [...]}`` like torch."""
+        state = {
+            i: {"step": step, "exp_avg": avg, "exp_avg_sq": sq}
+            for i, (step, avg, sq) in enumerate(zip(self.steps, self.exp_avgs, self.exp_avg_sqs, strict=True))
+            if float(step) > 0
+        }
+        group = {**self.param_groups[0], "params": list(range(len(self.params)))}
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` (or ``torch.optim.Adam.state_dict``) returned."""
+        self._reset_state()
+        for index, entry in state_dict.get("state", {}).items():
+            i = int(index)
+            self.steps[i].copy_(torch.as_tensor(entry["step"], dtype=torch.float32))
+            self.exp_avgs[i].copy_(entry["exp_avg"])
+            self.exp_avg_sqs[i].copy_(entry["exp_avg_sq"])
+        groups = state_dict.get("param_groups") or [{}]
+        saved = {k: v for k, v in groups[0].items() if k in ("lr", "betas", "eps")}
+        if "betas" in saved:
+            saved["betas"] = tuple(saved["betas"])
+        self.param_groups[0].update(saved)
