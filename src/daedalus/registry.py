@@ -27,6 +27,10 @@ _WRAPPERS: dict[str, WrapperSpec] = {}
 BUILTIN_AGENTS: dict[str, tuple[str, str]] = {
     "random": ("daedalus.agents.random_agent:AGENT_SPEC", "Uniformly random actions (a baseline)"),
     "ppo": ("daedalus.algos.ppo:AGENT_SPEC", "Proximal Policy Optimization (clipped), MLP actor-critic"),
+    "a2c": ("daedalus.algos.a2c:AGENT_SPEC", "Advantage Actor-Critic (synchronous A3C), MLP actor-critic"),
+    "dqn": ("daedalus.algos.dqn:AGENT_SPEC", "Deep Q-Network (optionally Double DQN, n-step), MLP Q-network, replay buffer"),
+    "sac": ("daedalus.algos.sac:AGENT_SPEC", "Soft Actor-Critic: twin Q, automatic entropy tuning, squashed Gaussian policy"),
+    "td3": ("daedalus.algos.td3:AGENT_SPEC", "Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor"),
 }
 
 #: Entry-point group: installed packages list modules that call ``register_*`` on import.

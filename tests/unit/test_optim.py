@@ -61,3 +61,19 @@ def test_step_without_gradient_is_an_error() -> None:
         assert "[1]" in str(exc)
     else:
         raise AssertionError("expected a RuntimeError")
+
+
+def test_rmsprop_matches_torch() -> None:
+    from daedalus.nn.optim import RMSprop
+
+    ours, ref = _params(), _params()
+    opt_ours = RMSprop(ours, lr=7e-4, alpha=0.99, eps=1e-5)
+    opt_ref = torch.optim.RMSprop(ref, lr=7e-4, alpha=0.99, eps=1e-5)
+    _run(ours, opt_ours, ref, opt_ref, steps=6, seed=4)  # type: ignore[arg-type]
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    reloaded = RMSprop(ours, lr=1.0)
+    reloaded.load_state_dict(opt_ref.state_dict())
+    _run(ours, reloaded, ref, opt_ref, steps=3, seed=5)  # type: ignore[arg-type]
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

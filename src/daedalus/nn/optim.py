@@ -95,3 +95,57 @@ class Adam:
         if "betas" in saved:
             saved["betas"] = tuple(saved["betas"])
         self.param_groups[0].update(saved)
+
+
+class RMSprop:
+    """RMSprop as ``torch.optim.RMSprop`` computes it (eps added after the square root), no momentum.
+
+    A2C's optimizer (SB3: ``alpha=0.99, eps=1e-5``). Five ``torch._foreach_*`` calls per step;
+    ``state_dict()`` has torch's layout (``step``, ``square_avg`` per parameter).
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.param_groups: list[dict[str, Any]] = [{"lr": lr, "alpha": alpha, "eps": eps}]
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.square_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+
+    def zero_grad(self) -> None:
+        """Drop every gradient (set to ``None``)."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """``v = alpha v + (1 - alpha) g^2; p -= lr g / (sqrt(v) + eps)``."""
+        group = self.param_groups[0]
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            raise RuntimeError("RMSprop.step(): every parameter needs a gradient")
+        torch._foreach_add_(self.steps, 1)
+        torch._foreach_mul_(self.square_avgs, group["alpha"])
+        torch._foreach_addcmul_(self.square_avgs, grads, grads, value=1 - group["alpha"])  # type: ignore[arg-type]
+        denominators = torch._foreach_sqrt(self.square_avgs)
+        torch._foreach_add_(denominators, group["eps"])
+        torch._foreach_addcdiv_(self.params, grads, denominators, value=-float(group["lr"]))  # type: ignore[arg-type]
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: ``{"state": {i: {"step", "square_avg"}}, "param_groups": [...]}``."""
+        state = {
+            i: {"step": step, "square_avg": avg}
+            for i, (step, avg) in enumerate(zip(self.steps, self.square_avgs, strict=True))
+            if float(step) > 0
+        }
+        return {"state": state, "param_groups": [{**self.param_groups[0], "params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self._reset_state()
+        for index, entry in state_dict.get("state", {}).items():
+            self.steps[int(index)].copy_(torch.as_tensor(entry["step"], dtype=torch.float32))
+            self.square_avgs[int(index)].copy_(entry["square_avg"])
+        groups = state_dict.get("param_groups") or [{}]
+        self.param_groups[0].update({k: v for k, v in groups[0].items() if k in ("lr", "alpha", "eps")})

@@ -1,0 +1,398 @@
+"""What PPO and A2C share: the actor-critic agent and the on-policy training loop.
+
+The loop reads top to bottom: collect ``num_steps`` steps from every env copy (one batched
+forward per step), bootstrap truncated episodes from their real final observation, compute
+GAE targets, hand the flat batch to the algorithm's ``update``, then log, evaluate and
+checkpoint. An algorithm file (``ppo.py``, ``a2c.py``) supplies its config, its optimizer and
+its ``update(agent, batch, progress_remaining) -> metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from daedalus.agents.base import TensorAgent
+from daedalus.algos import policy_gradient
+from daedalus.buffers.rollout import RolloutBatch, RolloutStorage
+from daedalus.envs.vector import make_vec_env
+from daedalus.errors import ProfileError
+from daedalus.evaluation import evaluate
+from daedalus.nn.distributions import to_env_actions
+from daedalus.nn.networks import ACTIVATIONS, ActorCritic
+from daedalus.nn.normalization import RunningMeanStd
+from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
+from daedalus.types import TrainContext
+
+__all__ = ["ActorCriticAgent", "OnPolicyConfig", "Update", "train_on_policy"]
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class OnPolicyConfig:
+    """What every on-policy actor-critic algorithm shares: rollouts, network, schedules, bookkeeping."""
+
+    total_steps: int = field(default=100_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
+    num_steps: int = field(default=128, metadata=_help("Steps per env copy in each rollout; a rollout holds num_steps * num_envs * num_agents transitions."))
+    learning_rate: float = field(default=2.5e-4, metadata=_help("Adam learning rate (initial value when anneal_lr)."))
+    anneal_lr: bool = field(default=True, metadata=_help("Decay the learning rate linearly to 0 over total_steps."))
+    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
+    gae_lambda: float = field(default=0.95, metadata=_help("GAE lambda: bias/variance trade-off of the advantage estimate."))
+    vf_coef: float = field(default=0.5, metadata=_help("Value loss coefficient c1; the value loss is the paper's (V - V_target)^2 (as SB3; CleanRL halves it)."))
+    ent_coef: float = field(default=0.0, metadata=_help("Entropy bonus coefficient c2."))
+    max_grad_norm: float = field(default=0.5, metadata=_help("Global gradient-norm clipping threshold."))
+    norm_adv: bool = field(default=True, metadata=_help("Normalize advantages per minibatch (zero mean, unit std)."))
+    normalize_obs: bool = field(default=False, metadata=_help("Normalize observations with running mean/std (saved with the agent)."))
+    obs_clip: float = field(default=10.0, metadata=_help("Clip normalized observations to [-obs_clip, obs_clip]."))
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64], metadata=_help("Hidden layer sizes of the actor and of the critic MLP (net_arch)."))
+    activation: str = field(default="tanh", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
+    shared_trunk: bool = field(default=False, metadata=_help("Actor and critic share their hidden layers."))
+    log_std_init: float = field(default=0.0, metadata=_help("Initial log standard deviation of Gaussian policies (Box actions)."))
+    eval_every_steps: int = field(default=10_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
+    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
+    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate with the policy's mode instead of sampling."))
+    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
+    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
+    checkpoint_every_steps: int = field(default=50_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
+    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
+    log_every_steps: int = field(default=2_000, metadata=_help("Log metrics every this many steps."))
+    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 1 is fastest for small MLPs (less sync overhead); 0 keeps torch's default."))
+    closed_form_gradients: bool = field(default=True, metadata=_help("Use the hand-derived gradient of the built-in loss (MLP, tanh/relu, categorical/Gaussian) instead of autograd: same result, several times faster on a CPU."))
+    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "num_steps", "eval_episodes", "log_every_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ProfileError(f"{type(self).__name__}: {name} must be >= 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ProfileError(f"{type(self).__name__}: gamma and gae_lambda must be within [0, 1].")
+        if self.activation not in ACTIVATIONS:
+            raise ProfileError(f"{type(self).__name__}: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
+        if self.rollout_worker not in ("serial", "subprocess"):
+            raise ProfileError(f"{type(self).__name__}: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        self.hidden_sizes = [int(size) for size in self.hidden_sizes]
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class ActorCriticAgent(TensorAgent):
+    """Actor-critic policy, its optimizer, observation statistics, counters and RNG.
+
+    Subclasses choose the optimizer (:meth:`make_optimizer`); the rest is shared by PPO and A2C.
+
+    Everything needed to continue training or to act identically after a reload is in
+    :meth:`state_tensors` / :meth:`state_json`.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        config: OnPolicyConfig,
+        device: str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(name=self.algo)
+        self.config = config
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = torch.device(device)
+        self.obs_shape = tuple(observation_space.shape or ())
+        obs_dim = int(np.prod(self.obs_shape))
+        # Initialize the weights from `seed` without touching the caller's global torch RNG.
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.network = ActorCritic(
+                obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
+            ).to(self.device)
+        self._functional = policy_gradient.supports(self.network)
+        self.optimizer = self.make_optimizer(list(self.network.parameters()))
+        self.obs_rms = RunningMeanStd(self.obs_shape, clip=config.obs_clip) if config.normalize_obs else None
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
+        self.global_step = 0
+        self.num_updates = 0
+        self.num_episodes = 0
+
+    #: Name stored in checkpoints and shown in logs.
+    algo = "actor-critic"
+
+    def make_optimizer(self, parameters: list[torch.Tensor]) -> Any:
+        """The optimizer of ``parameters`` (it must have ``param_groups``, ``step``, ``state_dict``)."""
+        raise NotImplementedError
+
+    # ---- acting
+    def preprocess(self, obs: np.ndarray, update_stats: bool = False) -> np.ndarray:
+        """Flat float32 observations, normalized when ``normalize_obs`` (stats updated if asked)."""
+        obs = np.asarray(obs).reshape(len(obs), -1)
+        if self.obs_rms is None:
+            return obs.astype(np.float32, copy=False)
+        if update_stats:
+            self.obs_rms.update(obs)
+        return self.obs_rms.normalize(obs)
+
+    def _tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(obs).to(self.device)
+
+    def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # MLPs the closed-form path knows are run without nn.Module call overhead.
+        if self._functional:
+            return policy_gradient.forward(self.network, obs)
+        return self.network(obs)  # type: ignore[no-any-return]
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample ``(actions, log_probs, values)`` for preprocessed observations (one forward)."""
+        policy_out, values = self._forward(self._tensor(obs))
+        dist = self.network.distribution(policy_out)
+        actions = dist.sample(self.generator)
+        return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(), values.cpu().numpy()
+
+    @torch.inference_mode()
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        """V(obs) for preprocessed observations."""
+        obs_t = self._tensor(obs)
+        values = policy_gradient.value(self.network, obs_t) if self._functional else self.network.value(obs_t)
+        return values.cpu().numpy()  # type: ignore[no-any-return]
+
+    @torch.inference_mode()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions for a batch of raw observations (Box actions clipped to bounds)."""
+        policy_out, _ = self._forward(self._tensor(self.preprocess(np.asarray(obs))))
+        dist = self.network.distribution(policy_out)
+        actions = dist.mode() if deterministic else dist.sample(self.generator)
+        return to_env_actions(actions.cpu().numpy(), self.action_space)
+
+    # ---- state
+    def state_tensors(self) -> dict[str, Any]:
+        tensors: dict[str, Any] = {f"network/{k}": v for k, v in self.network.state_dict().items()}
+        for index, state in self.optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(value)
+        if self.obs_rms is not None:
+            tensors.update({f"obs_rms/{k}": v for k, v in self.obs_rms.state().items()})
+        tensors["rng/torch"] = self.generator.get_state()
+        return tensors
+
+    def state_json(self) -> dict[str, Any]:
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.state_dict()["param_groups"]]
+        return {
+            "algo": self.algo,
+            "config": asdict(self.config),
+            "counters": {"global_step": self.global_step, "num_updates": self.num_updates, "num_episodes": self.num_episodes},
+            "optimizer_param_groups": groups,
+        }
+
+    def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        self.network.load_state_dict({k[len("network/"):]: v for k, v in tensors.items() if k.startswith("network/")})
+        optimizer_state = self.optimizer.state_dict()
+        per_param: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer/"):
+                _, index, name = key.split("/", 2)
+                per_param.setdefault(int(index), {})[name] = value.to(self.device)
+        optimizer_state["state"] = per_param
+        for group, saved in zip(optimizer_state["param_groups"], state.get("optimizer_param_groups", []), strict=False):
+            group.update(saved)
+        self.optimizer.load_state_dict(optimizer_state)
+        if self.obs_rms is not None:
+            self.obs_rms.load({k[len("obs_rms/"):]: v.numpy() for k, v in tensors.items() if k.startswith("obs_rms/")})
+        if "rng/torch" in tensors:
+            self.generator.set_state(tensors["rng/torch"].to(torch.uint8))
+        counters = state.get("counters", {})
+        self.global_step = int(counters.get("global_step", 0))
+        self.num_updates = int(counters.get("num_updates", 0))
+        self.num_episodes = int(counters.get("num_episodes", 0))
+
+
+#: ``update(agent, batch, progress_remaining) -> metrics``: one learning step on a rollout;
+#: ``progress_remaining`` goes from 1 to 0 over the run (for schedules).
+Update = Callable[[ActorCriticAgent, RolloutBatch, float], dict[str, float]]
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+class _NullSink:
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
+    def update(self, steps: int | None = None, episodes: int | None = None, last_return: float | None = None, **extra: float) -> None: ...
+
+
+def _make_worker(context: TrainContext, config: OnPolicyConfig) -> RolloutWorker:
+    if config.rollout_worker == "subprocess":
+        from functools import partial
+
+        build = partial(make_vec_env, context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
+        return SubprocessWorker(build)
+    envs = make_vec_env(context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
+    return SerialWorker(envs)
+
+
+def train_on_policy(
+    env_factory: Callable[[int | None], Any],
+    agent: ActorCriticAgent,
+    config: OnPolicyConfig,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None,
+    context: TrainContext | None,
+    update: Update,
+) -> ActorCriticAgent:
+    """Collect rollouts and call ``update`` until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    ``context`` (from the run machinery) provides the vector-env settings, the metric logger,
+    the progress display and the checkpoint callback. Without it (a Crete-style call) 8 sync
+    envs are built from ``env_factory`` and checkpoints go through ``save_callback``.
+    Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
+    ``artifacts["time_split"]`` (seconds in env / inference / learn).
+    """
+    if context is None:
+        context = TrainContext(
+            profile_id=agent.algo, agent_id=agent.algo, env_id="", env_args={}, num_envs=8, seed=0, vectorization="sync",
+            device=str(agent.device), config=None,  # type: ignore[arg-type]
+            make_env=env_factory, logger=_NullSink(), progress=_NullSink(),
+            checkpoint=lambda a, name, step: save_callback(a, artifacts, step, name) if save_callback else None,
+        )
+    previous_threads = torch.get_num_threads()
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
+    worker = _make_worker(context, config)
+    try:
+        _train_loop(worker, env_factory, agent, config, artifacts, context, update)
+    finally:
+        worker.close()
+        torch.set_num_threads(previous_threads)
+    return agent
+
+
+def _train_loop(
+    worker: RolloutWorker,
+    env_factory: Callable[[int | None], Any],
+    agent: ActorCriticAgent,
+    config: OnPolicyConfig,
+    artifacts: dict[str, Any],
+    context: TrainContext,
+    update: Update,
+) -> None:
+    action_space = worker.action_space
+    discrete = isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete))
+    storage = RolloutStorage(
+        config.num_steps,
+        worker.batch_size,
+        (int(np.prod(agent.obs_shape)),),
+        tuple(action_space.shape or ()),
+        action_dtype=np.int64 if discrete else np.float32,
+    )
+    steps_per_rollout = config.num_steps * worker.batch_size
+    seed = context.seed if context.seed is not None else 0
+    evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
+    best_return = max((e["mean_return"] for e in evaluations), default=-np.inf)
+    recent_returns: list[float] = []
+    inference_time = learn_time = 0.0
+    train_start = time.perf_counter()
+    excluded_time = 0.0  # evaluation and checkpoint time: not part of the training clock
+    next_log = agent.global_step + config.log_every_steps
+    next_eval = agent.global_step + config.eval_every_steps if config.eval_every_steps > 0 else None
+    next_checkpoint = agent.global_step + config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else None
+
+    next_obs = agent.preprocess(worker.reset(seed=context.seed), update_stats=True)
+    while agent.global_step < config.total_steps:
+        # Linear schedules from 1 to 0 over the whole run (CleanRL's `frac`, SB3's lin_<x>).
+        progress_remaining = 1.0 - agent.global_step / config.total_steps
+        if config.anneal_lr:
+            for group in agent.optimizer.param_groups:
+                group["lr"] = progress_remaining * config.learning_rate
+
+        # ---- collect: one batched forward per step for all envs and agents
+        storage.reset()
+        for _ in range(config.num_steps):
+            start = time.perf_counter()
+            actions, logprobs, values = agent.act(next_obs)
+            inference_time += time.perf_counter() - start
+            step = worker.step(to_env_actions(actions, action_space))
+            storage.add(next_obs, actions, logprobs, values, step.rewards, step.terminated, step.truncated, step.valid)
+            if step.truncated.any():
+                # Bootstrap truncated episodes from their real final observation, not the reset one.
+                rows = np.flatnonzero(step.truncated)
+                start = time.perf_counter()
+                storage.set_final_values(rows, agent.values(agent.preprocess(step.final_obs[rows])))
+                inference_time += time.perf_counter() - start
+            next_obs = agent.preprocess(step.obs, update_stats=True)
+            if len(step.episode_returns):
+                agent.num_episodes += len(step.episode_returns)
+                recent_returns.extend(step.episode_returns.tolist())
+        agent.global_step += steps_per_rollout
+
+        # ---- targets and update
+        start = time.perf_counter()
+        last_values = agent.values(next_obs)
+        storage.compute_advantages(last_values, config.gamma, config.gae_lambda)
+        metrics = update(agent, storage.flat_batch(agent.device), progress_remaining)
+        learn_time += time.perf_counter() - start
+
+        # ---- metrics, evaluation, checkpoints
+        train_seconds = time.perf_counter() - train_start - excluded_time
+        if agent.global_step >= next_log or agent.global_step >= config.total_steps:
+            next_log += config.log_every_steps
+            env_time = worker.env_time
+            metrics.update({
+                "charts/learning_rate": agent.optimizer.param_groups[0]["lr"],
+                "charts/steps_per_second": agent.global_step / max(train_seconds, 1e-9),
+                "time/env": env_time,
+                "time/inference": inference_time,
+                "time/learn": learn_time,
+                "time/other": max(train_seconds - env_time - inference_time - learn_time, 0.0),
+            })
+            if recent_returns:
+                metrics["charts/episode_return"] = float(np.mean(recent_returns[-20:]))
+            context.logger.log(agent.global_step, metrics)
+            context.progress.update(
+                steps=agent.global_step,
+                episodes=agent.num_episodes,
+                last_return=recent_returns[-1] if recent_returns else None,
+                env_s=round(env_time, 2),
+                inference_s=round(inference_time, 2),
+                learn_s=round(learn_time, 2),
+            )
+
+        stop = False
+        excluded_start = time.perf_counter()
+        if next_eval is not None and (agent.global_step >= next_eval or agent.global_step >= config.total_steps):
+            next_eval += config.eval_every_steps
+            result = evaluate(agent, env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=seed + 10_000)
+            mean, std = float(result.mean_return), float(result.std_return)
+            evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
+            context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
+            if mean > best_return:
+                best_return = mean
+                context.checkpoint(agent, "best", agent.global_step)
+            stop = config.target_return is not None and mean >= config.target_return
+        if next_checkpoint is not None and agent.global_step >= next_checkpoint:
+            next_checkpoint += config.checkpoint_every_steps
+            context.checkpoint(agent, f"step-{agent.global_step}", agent.global_step)
+        excluded_time += time.perf_counter() - excluded_start
+        if stop:
+            break
+
+    artifacts["time_split"] = {
+        "train_seconds": time.perf_counter() - train_start - excluded_time,
+        "env": worker.env_time,
+        "inference": inference_time,
+        "learn": learn_time,
+        "steps": agent.global_step,
+    }
