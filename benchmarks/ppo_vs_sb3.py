@@ -1,4 +1,4 @@
-"""PPO: Daedalus vs Stable-Baselines3 with identical hyperparameters, side by side.
+"""PPO and A2C: Daedalus vs Stable-Baselines3 with identical hyperparameters, side by side.
 
 Run from the repository root (needs the ``bench`` extra: stable-baselines3):
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import yaml
 
+from daedalus.algos.a2c import A2CConfig, make_a2c_agent, train_a2c
 from daedalus.algos.ppo import PPOConfig, make_ppo_agent, train_ppo
 from daedalus.evaluation import evaluate
 from daedalus.types import TrainContext
@@ -60,12 +61,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "daedalus": dict(num_steps=1024, num_minibatches=64, gae_lambda=0.95, gamma=0.9, update_epochs=10, ent_coef=0.0,
                          learning_rate=1e-3, anneal_lr=False, clip_coef=0.2, anneal_clip=False),
     },
+    "a2c_cartpole": {
+        "algo": "a2c", "env_id": "CartPole-v1", "threshold": 475.0, "n_envs": 8, "total": 200_000,
+        # rl-zoo3 a2c.yml CartPole-v1: n_envs 8, ent_coef 0.0 (5e5 steps; 2e5 here), else SB3's A2C
+        # defaults: n_steps 5, RMSprop lr 7e-4 alpha 0.99 eps 1e-5, gae_lambda 1.0, no adv. normalization.
+        "sb3": dict(ent_coef=0.0),
+        "daedalus": dict(num_steps=5, gae_lambda=1.0, gamma=0.99, ent_coef=0.0, learning_rate=7e-4, anneal_lr=False,
+                         norm_adv=False, use_rms_prop=True, rms_prop_alpha=0.99, rms_prop_eps=1e-5),
+    },
 }
 # SB3 defaults that Daedalus must match explicitly: (V - V_target)^2 value loss with vf_coef 0.5,
 # no value clipping, per-minibatch advantage normalization, grad norm 0.5, Adam eps 1e-5,
 # separate 64x64 tanh actor and critic with orthogonal init, log_std_init 0.
-COMMON = dict(vf_coef=0.5, clip_vloss=False, norm_adv=True, max_grad_norm=0.5, hidden_sizes=[64, 64],
-              activation="tanh", shared_trunk=False)
+COMMON = dict(vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=[64, 64], activation="tanh", shared_trunk=False)
+PPO_COMMON = dict(clip_vloss=False, norm_adv=True)
 
 
 class _Null:
@@ -99,14 +108,14 @@ def _first_hit(evaluations: list[dict[str, float]], threshold: float) -> float:
 
 
 def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
-    from stable_baselines3 import PPO
+    from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     setting = SETTINGS[name]
     kwargs = dict(setting["sb3"])
     for key in ("learning_rate", "clip_range"):
-        if isinstance(kwargs[key], str):  # rl-zoo3's lin_<x>: x * progress_remaining
+        if isinstance(kwargs.get(key), str):  # rl-zoo3's lin_<x>: x * progress_remaining
             start = float(kwargs[key][4:])
             kwargs[key] = lambda progress, start=start: progress * start
     make_env = _factory(setting["env_id"])
@@ -134,7 +143,8 @@ def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
             return True
 
     envs = make_vec_env(setting["env_id"], n_envs=setting["n_envs"], seed=seed)
-    model = PPO("MlpPolicy", envs, seed=seed, device="cpu", verbose=0, **kwargs)
+    algo = A2C if setting.get("algo") == "a2c" else PPO
+    model = algo("MlpPolicy", envs, seed=seed, device="cpu", verbose=0, **kwargs)
     clock = EvalClock()
     start = time.perf_counter()
     model.learn(total_timesteps=total, callback=clock)
@@ -148,18 +158,22 @@ def run_daedalus(name: str, seed: int, total: int, config_values: dict[str, Any]
                  num_envs: int | None = None) -> dict[str, Any]:
     setting = SETTINGS[name]
     make_env = _factory(setting["env_id"])
-    values = config_values or {**COMMON, **setting["daedalus"], "eval_every_steps": EVAL_EVERY,
+    a2c = setting.get("algo") == "a2c"
+    common = COMMON if a2c else {**COMMON, **PPO_COMMON}
+    values = config_values or {**common, **setting["daedalus"], "eval_every_steps": EVAL_EVERY,
                                "eval_episodes": EVAL_EPISODES, "torch_threads": torch.get_num_threads()}
-    config = PPOConfig(**{**values, "total_steps": total, "checkpoint_every_steps": 0, "log_every_steps": 10**9})
+    config_class, make_agent, train = (A2CConfig, make_a2c_agent, train_a2c) if a2c else (PPOConfig, make_ppo_agent, train_ppo)
+    config = config_class(**{**values, "total_steps": total, "checkpoint_every_steps": 0, "log_every_steps": 10**9,
+                             "final_eval_episodes": 0})
     context = TrainContext(
         profile_id=name, agent_id="ppo", env_id=setting["env_id"], env_args={}, num_envs=num_envs or setting["n_envs"],
         seed=seed, vectorization="auto", device="cpu", config=None, make_env=make_env,  # type: ignore[arg-type]
         logger=_Null(), progress=_Null(), checkpoint=lambda *args: None,
     )
     probe = make_env()
-    agent = make_ppo_agent(probe.observation_space, probe.action_space, config, seed=seed)
+    agent = make_agent(probe.observation_space, probe.action_space, config, seed=seed)
     artifacts: dict[str, Any] = {}
-    train_ppo(make_env, agent, config, artifacts, None, context)
+    train(make_env, agent, config, artifacts, None, context)
     split = artifacts["time_split"]
     final = evaluate(agent, make_env, FINAL_EPISODES, True, seed=seed + 20_000)
     return {"sps": split["steps"] / split["train_seconds"], "final": final.mean_return,
@@ -176,7 +190,7 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", default="cartpole,pendulum", help="comma-separated subset of: cartpole, pendulum")
+    parser.add_argument("--envs", default="cartpole,pendulum,a2c_cartpole", help="comma-separated subset of: cartpole, pendulum, a2c_cartpole")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--total-steps", type=int, default=None, help="override the 100k steps (quick checks)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both libraries")

@@ -121,7 +121,7 @@ def a2c_update(
         loss, metrics = loss_fn(network, batch, config)
         agent.optimizer.zero_grad()
         loss.backward()
-    metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(list(network.parameters()), config.max_grad_norm)
+    metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(agent.parameters, config.max_grad_norm)
     agent.optimizer.step()
     agent.num_updates += 1
     return {key: float(value) for key, value in metrics.items()}

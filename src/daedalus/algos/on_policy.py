@@ -121,7 +121,9 @@ class ActorCriticAgent(TensorAgent):
                 obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
             ).to(self.device)
         self._functional = policy_gradient.supports(self.network)
-        self.optimizer = self.make_optimizer(list(self.network.parameters()))
+        #: The network's parameters, listed once (nn.Module.parameters() walks the module tree).
+        self.parameters = list(self.network.parameters())
+        self.optimizer = self.make_optimizer(self.parameters)
         self.obs_rms = RunningMeanStd(self.obs_shape, clip=config.obs_clip) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))

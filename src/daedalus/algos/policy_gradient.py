@@ -175,7 +175,7 @@ def loss_and_gradients(
         new_logprobs = (-0.5 * z.square() - log_std - _HALF_LOG_2PI).sum(-1)
         entropy = (log_std + 0.5 + _HALF_LOG_2PI).sum().expand(batch)
     else:
-        log_probs_all = policy_out - policy_out.logsumexp(-1, keepdim=True)
+        log_probs_all = torch.log_softmax(policy_out, -1)
         probs = log_probs_all.exp()
         index = actions.long().unsqueeze(-1)
         new_logprobs = log_probs_all.gather(-1, index).squeeze(-1)

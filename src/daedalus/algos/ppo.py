@@ -140,7 +140,7 @@ def ppo_update(
     loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] = ppo_loss,
 ) -> dict[str, float]:
     """``update_epochs`` passes of minibatch gradient steps; returns averaged metrics."""
-    parameters = list(agent.network.parameters())
+    parameters = agent.parameters
     # The built-in loss on an MLP actor-critic has a closed-form gradient that is several
     # times faster than autograd on a CPU (see algos/policy_gradient.py); a custom loss_fn
     # or another network goes through autograd.
