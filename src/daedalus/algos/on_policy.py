@@ -274,6 +274,13 @@ def train_on_policy(
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     worker = _make_worker(context, config)
+    if worker.num_agents > 1 and config.eval_every_steps > 0:
+        worker.close()
+        torch.set_num_threads(previous_threads)
+        raise ProfileError(
+            f"{agent.algo}: periodic evaluation of multi-agent environments ({worker.num_agents} agents per "
+            "copy) is not supported yet. Set config.eval_every_steps: 0 and config.final_eval_episodes: 0."
+        )
     try:
         _train_loop(worker, env_factory, agent, config, artifacts, context, update)
     finally:
