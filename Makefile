@@ -23,7 +23,7 @@ $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml constraints.txt
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/daedalus train examples/cartpole.yaml --runs-dir $(RUNS_DIR)
 
-test: $(VENV)/.installed-test
+test: lint
 	$(PY) -m pytest -q tests
 
 lint: $(VENV)/.installed-test
@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PIP) -e '.[test,bench]'
 	$(PY) benchmarks/ppo_vs_sb3.py
+	$(PY) benchmarks/offpolicy_vs_sb3.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
