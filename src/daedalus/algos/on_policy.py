@@ -122,7 +122,7 @@ class ActorCriticAgent(TensorAgent):
             ).to(self.device)
         self._functional = policy_gradient.supports(self.network)
         #: The network's parameters, listed once (nn.Module.parameters() walks the module tree).
-        self.parameters = list(self.network.parameters())
+        self.parameters: list[torch.Tensor] = list(self.network.parameters())
         self.optimizer = self.make_optimizer(self.parameters)
         self.obs_rms = RunningMeanStd(self.obs_shape, clip=config.obs_clip) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device)
@@ -155,7 +155,7 @@ class ActorCriticAgent(TensorAgent):
         # MLPs the closed-form path knows are run without nn.Module call overhead.
         if self._functional:
             return policy_gradient.forward(self.network, obs)
-        return self.network(obs)  # type: ignore[no-any-return]
+        return self.network(obs)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,7 +170,7 @@ class ActorCriticAgent(TensorAgent):
         """V(obs) for preprocessed observations."""
         obs_t = self._tensor(obs)
         values = policy_gradient.value(self.network, obs_t) if self._functional else self.network.value(obs_t)
-        return values.cpu().numpy()  # type: ignore[no-any-return]
+        return values.cpu().numpy()
 
     @torch.inference_mode()
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:

@@ -12,9 +12,24 @@ bit for bit (checked in ``tests/unit/test_optim.py``). Its ``state_dict()`` has 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+
+
+class Optimizer(Protocol):
+    """What the algorithms and checkpoints need from an optimizer (torch's optimizers fit too)."""
+
+    param_groups: list[dict[str, Any]]
+
+    def step(self) -> Any:
+        """Apply one update from the parameters' gradients."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state in ``torch.optim``'s layout."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
 
 
 class Adam:

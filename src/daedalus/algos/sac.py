@@ -1,0 +1,365 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, with the automatic entropy tuning of the 2018 follow-up).
+
+One file, top to bottom in the order the algorithm runs (CleanRL's ``sac_continuous_action.py``
+layout): config → agent (squashed Gaussian actor, twin Q critics and their targets, entropy
+temperature, optimizers, state) → losses → update → training loop → registration. Built from
+shared, unit-tested pieces: the replay buffer (:mod:`daedalus.buffers.replay`), the collector
+(:mod:`daedalus.rollout.collector`, the only place envs are stepped) and the networks of
+:mod:`daedalus.nn.offpolicy` (twin critics as one batched ensemble, Polyak averaging).
+
+Semantics follow Stable-Baselines3's SAC so that rl-zoo3 hyperparameters carry over: actions
+live in ``[-1, 1]`` (rescaled to the Box bounds for the env), uniformly random actions for the
+first ``learning_starts`` steps, one learning rate for actor, critics and temperature, the
+temperature loss on ``log alpha``, update order temperature → critics → actor → targets.
+
+Each loss is a plain function of a batch (:func:`sac_critic_loss`, :func:`sac_actor_loss`,
+:func:`sac_alpha_loss`): wrap one to add a term.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from daedalus.agents.base import TensorAgent
+from daedalus.algos.common import (
+    TrainingSchedule,
+    default_context,
+    load_optimizer,
+    make_worker,
+    optimizer_tensors,
+    restore_torch_threads,
+    set_torch_threads,
+)
+from daedalus.buffers.replay import ReplayBuffer, ReplaySample
+from daedalus.errors import ProfileError
+from daedalus.nn.networks import ACTIVATIONS
+from daedalus.nn.offpolicy import EnsembleMLP, SquashedGaussianActor, polyak_update
+from daedalus.nn.optim import Adam, Optimizer
+from daedalus.rollout.collector import Collector
+from daedalus.specs import AgentSpec
+from daedalus.types import TrainContext
+
+__all__ = ["AGENT_SPEC", "SACAgent", "SACConfig", "make_sac_agent", "sac_actor_loss", "sac_alpha_loss", "sac_critic_loss", "sac_update", "train_sac"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class SACConfig:
+    """SAC hyperparameters (SB3 / rl-zoo3 vocabulary; defaults are the Pendulum-v1 zoo values)."""
+
+    total_steps: int = field(default=20_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
+    learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate of the actor, the critics and the temperature."))
+    buffer_size: int = field(default=1_000_000, metadata=_help("Replay buffer capacity in transitions."))
+    learning_starts: int = field(default=100, metadata=_help("Environment steps of uniformly random actions before learning starts."))
+    batch_size: int = field(default=256, metadata=_help("Transitions per gradient step."))
+    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
+    n_steps: int = field(default=1, metadata=_help("n-step returns for the critic target (1 = one-step TD)."))
+    tau: float = field(default=0.005, metadata=_help("Polyak coefficient of the target critics."))
+    target_update_interval: int = field(default=1, metadata=_help("Update the target critics every this many gradient steps."))
+    train_frequency_steps: int = field(default=1, metadata=_help("Run an update (gradient_steps gradient steps) every this many environment steps."))
+    gradient_steps: int = field(default=1, metadata=_help("Gradient steps per update."))
+    autotune_entropy: bool = field(default=True, metadata=_help("Learn the temperature alpha so that the policy entropy tracks target_entropy (SB3's ent_coef: auto)."))
+    initial_alpha: float = field(default=1.0, metadata=_help("Temperature at the start (the fixed temperature when autotune_entropy is off)."))
+    target_entropy: float | None = field(default=None, metadata=_help("Entropy target of the temperature loss; null: -(action dimensions)."))
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256], metadata=_help("Hidden layer sizes of the actor and of each critic."))
+    activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
+    save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
+    eval_every_steps: int = field(default=5_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
+    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
+    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate with the policy's mean action (tanh(mu)) instead of sampling."))
+    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
+    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
+    checkpoint_every_steps: int = field(default=10_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
+    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
+    log_every_steps: int = field(default=1_000, metadata=_help("Log metrics every this many steps."))
+    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 0 keeps torch's default."))
+    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "buffer_size", "batch_size", "n_steps", "target_update_interval", "train_frequency_steps", "gradient_steps", "eval_episodes", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ProfileError(f"SAC config: {name} must be >= 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ProfileError("SAC config: gamma must be within [0, 1] and tau within (0, 1].")
+        if self.initial_alpha <= 0:
+            raise ProfileError(f"SAC config: initial_alpha must be > 0, got {self.initial_alpha}.")
+        if self.activation not in ACTIVATIONS:
+            raise ProfileError(f"SAC config: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
+        if self.rollout_worker not in ("serial", "subprocess"):
+            raise ProfileError(f"SAC config: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        self.hidden_sizes = [int(size) for size in self.hidden_sizes]
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class SACAgent(TensorAgent):
+    """Actor, twin critics + targets, temperature, their optimizers, RNGs, counters, optional buffer."""
+
+    def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: SACConfig, device: str = "cpu", seed: int | None = None) -> None:
+        super().__init__(name="sac")
+        if not isinstance(action_space, spaces.Box):
+            raise ProfileError(f"SAC needs a Box action space, got {action_space}. Use DQN for Discrete actions.")
+        self.config, self.observation_space, self.action_space = config, observation_space, action_space
+        self.device = torch.device(device)
+        self.obs_dim = int(np.prod(observation_space.shape or ()))
+        self.action_dim = int(np.prod(action_space.shape))
+        self.action_low = action_space.low.reshape(-1).astype(np.float32)
+        self.action_high = action_space.high.reshape(-1).astype(np.float32)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.actor = SquashedGaussianActor(self.obs_dim, self.action_dim, config.hidden_sizes, config.activation).to(self.device)
+            self.critic = EnsembleMLP(2, self.obs_dim + self.action_dim, config.hidden_sizes, 1, config.activation).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.initial_alpha), device=self.device))
+        self.target_entropy = float(config.target_entropy if config.target_entropy is not None else -self.action_dim)
+
+        def adam(params: Any) -> Adam:
+            return Adam(params, lr=config.learning_rate)
+
+        self.actor_optimizer = adam(self.actor.parameters())
+        self.critic_optimizer = adam(self.critic.parameters())
+        self.alpha_optimizer = adam([self.log_alpha])
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        self.rng = np.random.default_rng(seed)  # warm-up actions and the replay buffer's seed
+        self.buffer: ReplayBuffer | None = None
+        self.global_step = self.num_updates = self.num_episodes = 0
+
+    # ---- acting (actions in [-1, 1] inside the algorithm, Box bounds for the env)
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Rescale ``[-1, 1]`` actions to the Box bounds."""
+        return (self.action_low + (actions + 1.0) * 0.5 * (self.action_high - self.action_low)).reshape((len(actions),) + self.action_space.shape)
+
+    def _flat(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)).to(self.device)
+
+    @torch.inference_mode()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Training actions in ``[-1, 1]``: uniform before ``learning_starts``, then sampled from the policy."""
+        if self.global_step < self.config.learning_starts:
+            return self.rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
+        return self.actor(self._flat(obs), self.generator)[0].cpu().numpy()
+
+    @torch.inference_mode()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions: ``tanh(mean)`` when ``deterministic``, else a policy sample."""
+        flat = self._flat(np.asarray(obs))
+        actions = self.actor.mode(flat) if deterministic else self.actor(flat, self.generator)[0]
+        return self.to_env(actions.cpu().numpy())
+
+    # ---- state
+    def _optimizers(self) -> dict[str, Optimizer]:
+        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer, "alpha_optimizer": self.alpha_optimizer}
+
+    def state_tensors(self) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for name, module in (("actor", self.actor), ("critic", self.critic), ("critic_target", self.critic_target)):
+            tensors.update({f"{name}/{k}": v for k, v in module.state_dict().items()})
+        tensors["log_alpha"] = self.log_alpha.detach()
+        for name, optimizer in self._optimizers().items():
+            tensors.update(optimizer_tensors(name, optimizer)[0])
+        tensors["rng/torch"] = self.generator.get_state()
+        if self.config.save_buffer and self.buffer is not None:
+            tensors.update({f"buffer/{k}": v for k, v in self.buffer.state_arrays().items()})
+        return tensors
+
+    def state_json(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "algo": "sac",
+            "config": asdict(self.config),
+            "counters": {"global_step": self.global_step, "num_updates": self.num_updates, "num_episodes": self.num_episodes},
+            "optimizer_param_groups": {name: optimizer_tensors(name, opt)[1] for name, opt in self._optimizers().items()},
+            "rng": dict(self.rng.bit_generator.state),
+        }
+        if self.config.save_buffer and self.buffer is not None:
+            state["buffer"] = {"capacity": self.buffer.capacity, "num_rows": self.buffer.num_rows, "rng": self.buffer.rng_state()}
+        return state
+
+    def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        def part(prefix: str) -> dict[str, Any]:
+            return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+        self.actor.load_state_dict(part("actor"))
+        self.critic.load_state_dict(part("critic"))
+        self.critic_target.load_state_dict(part("critic_target"))
+        with torch.no_grad():
+            self.log_alpha.copy_(tensors["log_alpha"])
+        groups = state.get("optimizer_param_groups", {})
+        for name, optimizer in self._optimizers().items():
+            load_optimizer(name, optimizer, tensors, groups.get(name, []))
+        if "rng/torch" in tensors:
+            self.generator.set_state(tensors["rng/torch"].to(torch.uint8))
+        counters = state.get("counters", {})
+        self.global_step = int(counters.get("global_step", 0))
+        self.num_updates = int(counters.get("num_updates", 0))
+        self.num_episodes = int(counters.get("num_episodes", 0))
+        if "buffer" in state:  # before restoring the RNG: make_buffer draws a seed from it
+            info = state["buffer"]
+            self.buffer = self.make_buffer(info["capacity"], info["num_rows"])
+            self.buffer.load_state_arrays(part("buffer"), info["rng"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def make_buffer(self, capacity: int, num_rows: int) -> ReplayBuffer:
+        """An empty replay buffer shaped for this agent (sampling seeded from the agent's RNG)."""
+        return ReplayBuffer(capacity, num_rows, (self.obs_dim,), (self.action_dim,), seed=int(self.rng.integers(2**63)))
+
+
+def make_sac_agent(observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: SACConfig | None = None, device: str = "cpu", seed: int | None = None) -> SACAgent:
+    """The registered agent factory (arguments are picked by name by the registry)."""
+    return SACAgent(observation_space, action_space, config or SACConfig(), device=device, seed=seed)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def sac_alpha_loss(log_alpha: torch.Tensor, log_probs: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """``-log_alpha * (log pi + target_entropy)``, averaged (SB3's form, on ``log alpha``).
+
+    Its gradient ``-(E[log pi] + target)`` is negative when the entropy ``-E[log pi]`` is *below*
+    the target, so gradient descent raises alpha (more exploration), and lowers it when above.
+    """
+    return -(log_alpha * (log_probs.detach() + target_entropy)).mean()
+
+
+def sac_critic_loss(agent: SACAgent, batch: ReplaySample, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``0.5 * sum_k MSE(Q_k(s, a), y)``, ``y = r + discount * (1 - terminated) * (min_k Q'_k(s', a') - alpha log pi(a'|s'))``."""
+    with torch.no_grad():
+        next_actions, next_log_probs = agent.actor(batch.next_obs, agent.generator)
+        next_q = agent.critic_target(torch.cat([batch.next_obs, next_actions], -1)).amin(0).squeeze(-1)
+        targets = batch.rewards + batch.discounts * (1.0 - batch.terminated) * (next_q - alpha * next_log_probs)
+    q_values = agent.critic(torch.cat([batch.obs, batch.actions], -1)).squeeze(-1)  # (2, batch)
+    loss = 0.5 * (q_values - targets).square().mean(-1).sum()
+    return loss, {"loss/critic": loss.detach(), "loss/q_values": q_values.detach().mean()}
+
+
+def sac_actor_loss(agent: SACAgent, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``E[alpha log pi(a|s) - min_k Q_k(s, a)]`` for reparameterized ``a ~ pi(.|s)``.
+
+    The critics' weights are used as constants (``detach_params``): the gradient flows into
+    the actions only, and autograd does not compute critic weight gradients nobody uses.
+    """
+    q_values = agent.critic(torch.cat([obs, actions], -1), detach_params=True).amin(0).squeeze(-1)
+    loss = (alpha * log_probs - q_values).mean()
+    return loss, {"loss/actor": loss.detach(), "loss/entropy": -log_probs.detach().mean()}
+
+
+# --------------------------------------------------------------------------- update
+
+
+def sac_update(agent: SACAgent, buffer: ReplayBuffer, config: SACConfig) -> dict[str, torch.Tensor]:
+    """``gradient_steps`` SAC gradient steps (temperature → critics → actor → targets); metrics of the last one."""
+    size = config.batch_size
+    samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
+    metrics: dict[str, torch.Tensor] = {}
+    for index in range(config.gradient_steps):
+        batch = samples.slice(index * size, (index + 1) * size)
+        actions, log_probs = agent.actor(batch.obs, agent.generator)
+
+        # This step's losses use alpha from *before* its temperature update (as SB3 does).
+        alpha = agent.log_alpha.detach().exp()
+        if config.autotune_entropy:
+            alpha_loss = sac_alpha_loss(agent.log_alpha, log_probs, agent.target_entropy)
+            agent.alpha_optimizer.zero_grad()
+            alpha_loss.backward()
+            agent.alpha_optimizer.step()
+            metrics["loss/alpha"] = alpha_loss.detach()
+
+        critic_loss, critic_metrics = sac_critic_loss(agent, batch, alpha)
+        agent.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        agent.critic_optimizer.step()
+
+        actor_loss, actor_metrics = sac_actor_loss(agent, batch.obs, actions, log_probs, alpha)
+        agent.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        agent.actor_optimizer.step()
+
+        agent.num_updates += 1
+        if agent.num_updates % config.target_update_interval == 0:
+            polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
+        metrics.update(critic_metrics)
+        metrics.update(actor_metrics)
+        metrics["charts/alpha"] = alpha
+    return metrics
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def train_sac(
+    env_factory: Callable[[int | None], Any],
+    agent: SACAgent,
+    config: SACConfig,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None = None,
+    context: TrainContext | None = None,
+) -> SACAgent:
+    """Train ``agent`` with SAC until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
+    (without it: one sync env and checkpoints through ``save_callback``). Writes
+    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    """
+    context = context or default_context("sac", env_factory, artifacts, save_callback)
+    previous_threads = set_torch_threads(config.torch_threads)
+    worker = make_worker(context, config.rollout_worker)
+    try:
+        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
+            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
+        buffer = agent.buffer
+        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=agent.to_env)
+        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
+        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
+
+        def current_metrics() -> dict[str, float]:
+            return {key: float(value) for key, value in latest.items()}
+
+        collector.reset(seed=context.seed)
+        rows = worker.batch_size
+        while agent.global_step < config.total_steps:
+            # ---- collect: one actor forward for all rows, one env step, one buffer write
+            step = collector.step()
+            previous, agent.global_step = agent.global_step, agent.global_step + rows
+            agent.num_episodes += len(step.episode_returns)
+
+            # ---- learn (SB3: once more than learning_starts steps are collected)
+            if agent.global_step // config.train_frequency_steps > previous // config.train_frequency_steps and agent.global_step > config.learning_starts:
+                start = schedule.clock()
+                latest.update(sac_update(agent, buffer, config))
+                schedule.learn_time += schedule.clock() - start
+
+            if schedule.step(current_metrics):
+                break
+        schedule.finish()
+    finally:
+        worker.close()
+        restore_torch_threads(previous_threads)
+    return agent
+
+
+# --------------------------------------------------------------------------- registration
+
+AGENT_SPEC = AgentSpec(
+    agent_id="sac",
+    agent_factory=make_sac_agent,
+    training_wrapper=train_sac,
+    description="Soft Actor-Critic: twin Q, automatic entropy tuning, squashed Gaussian policy",
+    config_class=SACConfig,
+)

@@ -1,0 +1,350 @@
+"""Twin Delayed DDPG (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor.
+
+One file, top to bottom in the order the algorithm runs (CleanRL's ``td3_continuous_action.py``
+layout): config → agent (deterministic actor, twin Q critics, their targets, optimizers, state) →
+losses → update → training loop → registration. Built from shared, unit-tested pieces: the replay
+buffer (:mod:`daedalus.buffers.replay`), the collector (:mod:`daedalus.rollout.collector`, the only
+place envs are stepped) and :mod:`daedalus.nn.offpolicy` (twin critics as one batched ensemble,
+Polyak averaging).
+
+Semantics follow Stable-Baselines3's TD3 so that rl-zoo3 hyperparameters carry over: actions live
+in ``[-1, 1]`` (rescaled to the Box bounds for the env), Gaussian exploration noise added there and
+clipped, uniformly random actions for the first ``learning_starts`` steps, the actor and *both*
+target networks updated every ``policy_delay`` critic updates.
+
+Each loss is a plain function of a batch (:func:`td3_critic_loss`, :func:`td3_actor_loss`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from daedalus.agents.base import TensorAgent
+from daedalus.algos.common import (
+    TrainingSchedule,
+    default_context,
+    load_optimizer,
+    make_worker,
+    optimizer_tensors,
+    restore_torch_threads,
+    set_torch_threads,
+)
+from daedalus.buffers.replay import ReplayBuffer, ReplaySample
+from daedalus.errors import ProfileError
+from daedalus.nn.networks import ACTIVATIONS
+from daedalus.nn.offpolicy import DeterministicActor, EnsembleMLP, polyak_update
+from daedalus.nn.optim import Adam, Optimizer
+from daedalus.rollout.collector import Collector
+from daedalus.specs import AgentSpec
+from daedalus.types import TrainContext
+
+__all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_loss", "td3_critic_loss", "td3_targets", "td3_update", "train_td3"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class TD3Config:
+    """TD3 hyperparameters (SB3 / rl-zoo3 vocabulary; defaults are the Pendulum-v1 zoo values)."""
+
+    total_steps: int = field(default=20_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
+    learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate of the actor and the critics."))
+    buffer_size: int = field(default=200_000, metadata=_help("Replay buffer capacity in transitions."))
+    learning_starts: int = field(default=10_000, metadata=_help("Environment steps of uniformly random actions before learning starts."))
+    batch_size: int = field(default=256, metadata=_help("Transitions per gradient step."))
+    gamma: float = field(default=0.98, metadata=_help("Discount factor."))
+    n_steps: int = field(default=1, metadata=_help("n-step returns for the critic target (1 = one-step TD)."))
+    tau: float = field(default=0.005, metadata=_help("Polyak coefficient of the target actor and critics."))
+    policy_delay: int = field(default=2, metadata=_help("Update the actor and the targets every this many critic updates."))
+    exploration_noise: float = field(default=0.1, metadata=_help("Std of the Gaussian noise added to actions in [-1, 1] while collecting."))
+    target_policy_noise: float = field(default=0.2, metadata=_help("Std of the smoothing noise added to the target policy's actions."))
+    target_noise_clip: float = field(default=0.5, metadata=_help("Clip of the target smoothing noise."))
+    train_frequency_steps: int = field(default=1, metadata=_help("Run an update (gradient_steps gradient steps) every this many environment steps."))
+    gradient_steps: int = field(default=1, metadata=_help("Gradient steps per update."))
+    hidden_sizes: list[int] = field(default_factory=lambda: [400, 300], metadata=_help("Hidden layer sizes of the actor and of each critic."))
+    activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
+    save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
+    eval_every_steps: int = field(default=5_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
+    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
+    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate without exploration noise."))
+    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
+    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
+    checkpoint_every_steps: int = field(default=10_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
+    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
+    log_every_steps: int = field(default=1_000, metadata=_help("Log metrics every this many steps."))
+    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 0 keeps torch's default."))
+    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "buffer_size", "batch_size", "n_steps", "policy_delay", "train_frequency_steps", "gradient_steps", "eval_episodes", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ProfileError(f"TD3 config: {name} must be >= 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ProfileError("TD3 config: gamma must be within [0, 1] and tau within (0, 1].")
+        if min(self.exploration_noise, self.target_policy_noise, self.target_noise_clip) < 0:
+            raise ProfileError("TD3 config: exploration_noise, target_policy_noise and target_noise_clip must be >= 0.")
+        if self.activation not in ACTIVATIONS:
+            raise ProfileError(f"TD3 config: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
+        if self.rollout_worker not in ("serial", "subprocess"):
+            raise ProfileError(f"TD3 config: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        self.hidden_sizes = [int(size) for size in self.hidden_sizes]
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class TD3Agent(TensorAgent):
+    """Actor, twin critics, their targets and optimizers, RNGs, counters, optional buffer."""
+
+    def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: TD3Config, device: str = "cpu", seed: int | None = None) -> None:
+        super().__init__(name="td3")
+        if not isinstance(action_space, spaces.Box):
+            raise ProfileError(f"TD3 needs a Box action space, got {action_space}. Use DQN for Discrete actions.")
+        self.config, self.observation_space, self.action_space = config, observation_space, action_space
+        self.device = torch.device(device)
+        self.obs_dim = int(np.prod(observation_space.shape or ()))
+        self.action_dim = int(np.prod(action_space.shape))
+        self.action_low = action_space.low.reshape(-1).astype(np.float32)
+        self.action_high = action_space.high.reshape(-1).astype(np.float32)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.actor = DeterministicActor(self.obs_dim, self.action_dim, config.hidden_sizes, config.activation).to(self.device)
+            self.critic = EnsembleMLP(2, self.obs_dim + self.action_dim, config.hidden_sizes, 1, config.activation).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_optimizer = Adam(self.actor.parameters(), lr=config.learning_rate)
+        self.critic_optimizer = Adam(self.critic.parameters(), lr=config.learning_rate)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
+        self.rng = np.random.default_rng(seed)  # exploration noise, warm-up actions, the buffer's seed
+        self.buffer: ReplayBuffer | None = None
+        self.global_step = self.num_updates = self.num_episodes = 0
+
+    # ---- acting (actions in [-1, 1] inside the algorithm, Box bounds for the env)
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Rescale ``[-1, 1]`` actions to the Box bounds."""
+        return (self.action_low + (actions + 1.0) * 0.5 * (self.action_high - self.action_low)).reshape((len(actions),) + self.action_space.shape)
+
+    def _flat(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)).to(self.device)
+
+    @torch.inference_mode()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Training actions in ``[-1, 1]``: uniform before ``learning_starts``, then actor + clipped Gaussian noise."""
+        if self.global_step < self.config.learning_starts:
+            return self.rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
+        actions = self.actor(self._flat(obs)).cpu().numpy()
+        noise = self.rng.normal(0.0, self.config.exploration_noise, size=actions.shape)
+        return np.clip(actions + noise, -1.0, 1.0).astype(np.float32)
+
+    @torch.inference_mode()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready actions: the actor's (with exploration noise unless ``deterministic``)."""
+        obs = np.asarray(obs)
+        actions = self.actor(self._flat(obs)).cpu().numpy()
+        if not deterministic:
+            actions = np.clip(actions + self.rng.normal(0.0, self.config.exploration_noise, size=actions.shape), -1.0, 1.0)
+        return self.to_env(actions)
+
+    # ---- state
+    def _optimizers(self) -> dict[str, Optimizer]:
+        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def state_tensors(self) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for name, module in (("actor", self.actor), ("actor_target", self.actor_target), ("critic", self.critic), ("critic_target", self.critic_target)):
+            tensors.update({f"{name}/{k}": v for k, v in module.state_dict().items()})
+        for name, optimizer in self._optimizers().items():
+            tensors.update(optimizer_tensors(name, optimizer)[0])
+        tensors["rng/torch"] = self.generator.get_state()
+        if self.config.save_buffer and self.buffer is not None:
+            tensors.update({f"buffer/{k}": v for k, v in self.buffer.state_arrays().items()})
+        return tensors
+
+    def state_json(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "algo": "td3",
+            "config": asdict(self.config),
+            "counters": {"global_step": self.global_step, "num_updates": self.num_updates, "num_episodes": self.num_episodes},
+            "optimizer_param_groups": {name: optimizer_tensors(name, opt)[1] for name, opt in self._optimizers().items()},
+            "rng": dict(self.rng.bit_generator.state),
+        }
+        if self.config.save_buffer and self.buffer is not None:
+            state["buffer"] = {"capacity": self.buffer.capacity, "num_rows": self.buffer.num_rows, "rng": self.buffer.rng_state()}
+        return state
+
+    def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        def part(prefix: str) -> dict[str, Any]:
+            return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+        for name, module in (("actor", self.actor), ("actor_target", self.actor_target), ("critic", self.critic), ("critic_target", self.critic_target)):
+            module.load_state_dict(part(name))
+        groups = state.get("optimizer_param_groups", {})
+        for name, optimizer in self._optimizers().items():
+            load_optimizer(name, optimizer, tensors, groups.get(name, []))
+        if "rng/torch" in tensors:
+            self.generator.set_state(tensors["rng/torch"].to(torch.uint8))
+        counters = state.get("counters", {})
+        self.global_step = int(counters.get("global_step", 0))
+        self.num_updates = int(counters.get("num_updates", 0))
+        self.num_episodes = int(counters.get("num_episodes", 0))
+        if "buffer" in state:  # before restoring the RNG: make_buffer draws a seed from it
+            info = state["buffer"]
+            self.buffer = self.make_buffer(info["capacity"], info["num_rows"])
+            self.buffer.load_state_arrays(part("buffer"), info["rng"])
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+    def make_buffer(self, capacity: int, num_rows: int) -> ReplayBuffer:
+        """An empty replay buffer shaped for this agent (sampling seeded from the agent's RNG)."""
+        return ReplayBuffer(capacity, num_rows, (self.obs_dim,), (self.action_dim,), seed=int(self.rng.integers(2**63)))
+
+
+def make_td3_agent(observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: TD3Config | None = None, device: str = "cpu", seed: int | None = None) -> TD3Agent:
+    """The registered agent factory (arguments are picked by name by the registry)."""
+    return TD3Agent(observation_space, action_space, config or TD3Config(), device=device, seed=seed)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+@torch.no_grad()
+def td3_targets(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> torch.Tensor:
+    """``y = r + discount * (1 - terminated) * min_k Q'_k(s', clip(pi'(s') + clip(noise, -c, c), -1, 1))``.
+
+    Target policy smoothing: clipped Gaussian noise on the target actor's action regularizes the
+    critic around it (with the twin critics' minimum and the delayed actor, TD3's three tricks).
+    """
+    next_actions = agent.actor_target(batch.next_obs)
+    noise = torch.randn(next_actions.shape, generator=agent.generator, device=next_actions.device)
+    noise = (noise * config.target_policy_noise).clamp_(-config.target_noise_clip, config.target_noise_clip)
+    next_actions = (next_actions + noise).clamp_(-1.0, 1.0)
+    next_q = agent.critic_target(torch.cat([batch.next_obs, next_actions], -1)).amin(0).squeeze(-1)
+    return batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
+
+
+def td3_critic_loss(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``sum_k MSE(Q_k(s, a), y)`` with ``y`` from :func:`td3_targets` (SB3's critic loss)."""
+    targets = td3_targets(agent, batch, config)
+    q_values = agent.critic(torch.cat([batch.obs, batch.actions], -1)).squeeze(-1)  # (2, batch)
+    loss = (q_values - targets).square().mean(-1).sum()
+    return loss, {"loss/critic": loss.detach(), "loss/q_values": q_values.detach().mean()}
+
+
+def td3_actor_loss(agent: TD3Agent, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``-E[Q_1(s, pi(s))]`` (first critic only, as in the paper); critic weights are constants here."""
+    actions = agent.actor(obs)
+    weights, biases = agent.critic.weights, agent.critic.biases
+    h = torch.cat([obs, actions], -1)
+    # Only member 0 is needed: slice its weights instead of evaluating both critics.
+    for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        h = torch.addmm(bias[0, 0].detach(), h, weight[0].detach())
+        if index < len(weights) - 1:
+            h = agent.critic.activation(h)
+    loss = -h.mean()
+    return loss, {"loss/actor": loss.detach()}
+
+
+# --------------------------------------------------------------------------- update
+
+
+def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict[str, torch.Tensor]:
+    """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets."""
+    size = config.batch_size
+    samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
+    metrics: dict[str, torch.Tensor] = {}
+    for index in range(config.gradient_steps):
+        batch = samples.slice(index * size, (index + 1) * size)
+        critic_loss, critic_metrics = td3_critic_loss(agent, batch, config)
+        agent.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        agent.critic_optimizer.step()
+        metrics.update(critic_metrics)
+        agent.num_updates += 1
+        if agent.num_updates % config.policy_delay == 0:
+            actor_loss, actor_metrics = td3_actor_loss(agent, batch.obs)
+            agent.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            agent.actor_optimizer.step()
+            metrics.update(actor_metrics)
+            polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
+            polyak_update(agent.actor_target.parameters(), agent.actor.parameters(), config.tau)
+    return metrics
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def train_td3(
+    env_factory: Callable[[int | None], Any],
+    agent: TD3Agent,
+    config: TD3Config,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None = None,
+    context: TrainContext | None = None,
+) -> TD3Agent:
+    """Train ``agent`` with TD3 until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
+    (without it: one sync env and checkpoints through ``save_callback``). Writes
+    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    """
+    context = context or default_context("td3", env_factory, artifacts, save_callback)
+    previous_threads = set_torch_threads(config.torch_threads)
+    worker = make_worker(context, config.rollout_worker)
+    try:
+        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
+            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
+        buffer = agent.buffer
+        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=agent.to_env)
+        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
+        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
+
+        def current_metrics() -> dict[str, float]:
+            return {key: float(value) for key, value in latest.items()}
+
+        collector.reset(seed=context.seed)
+        rows = worker.batch_size
+        while agent.global_step < config.total_steps:
+            # ---- collect: one actor forward for all rows, one env step, one buffer write
+            step = collector.step()
+            previous, agent.global_step = agent.global_step, agent.global_step + rows
+            agent.num_episodes += len(step.episode_returns)
+
+            # ---- learn (SB3: once more than learning_starts steps are collected)
+            if agent.global_step // config.train_frequency_steps > previous // config.train_frequency_steps and agent.global_step > config.learning_starts:
+                start = schedule.clock()
+                latest.update(td3_update(agent, buffer, config))
+                schedule.learn_time += schedule.clock() - start
+
+            if schedule.step(current_metrics):
+                break
+        schedule.finish()
+    finally:
+        worker.close()
+        restore_torch_threads(previous_threads)
+    return agent
+
+
+# --------------------------------------------------------------------------- registration
+
+AGENT_SPEC = AgentSpec(
+    agent_id="td3",
+    agent_factory=make_td3_agent,
+    training_wrapper=train_td3,
+    description="Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor",
+    config_class=TD3Config,
+)
