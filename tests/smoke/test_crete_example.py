@@ -184,7 +184,8 @@ def test_module_remove_unregisters_the_agent(tmp_path: Path) -> None:
     out = ok(daedalus("module", "remove", "module_a", cwd=root)).stdout
     assert "removed 'module_a'" in out
     assert "module_a" not in ok(daedalus("module", "list", cwd=root)).stdout.splitlines()
-    assert "DQN" not in ok(daedalus("list", "agents", cwd=root)).stdout
+    ids = [line.split()[0] for line in ok(daedalus("list", "agents", cwd=root)).stdout.splitlines() if line.strip()]
+    assert "DQN" not in ids and "dqn" in ids  # the built-in dqn stays
     failed = daedalus("train", "crete_profile.yaml", "final_dqn_map_0", "--runs-dir", "runs", cwd=root)
     assert failed.returncode == 2
     assert "unknown agent 'DQN'" in failed.stderr and "crete_profile.yaml:" in failed.stderr
