@@ -129,6 +129,14 @@ def validate(profile: Profile) -> ResolvedProfile:
         observation_space, action_space = env.observation_space, env.action_space
     finally:
         env.close()
+    if spec.action_spaces is not None and type(action_space).__name__ not in spec.action_spaces:
+        raise profile.fail(
+            ("agent_id",),
+            f"agent '{profile.agent_id}' acts in {' or '.join(spec.action_spaces)} action spaces, but "
+            f"'{profile.env_id}' has {action_space}",
+            f"Use an agent for {type(action_space).__name__} actions (ppo and a2c take any; dqn Discrete; "
+            "sac and td3 Box) or another environment.",
+        )
     return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space)
 
 

@@ -27,6 +27,9 @@ class AgentSpec:
     parameter the agent takes with its default: unknown keys in the profile are errors
     and missing ones are filled in.
 
+    ``action_spaces``, when given, names the Gymnasium action-space classes the agent can
+    act in (``("Discrete",)``); another space is a profile error before training.
+
     ``check_profile(profile)``, when given, is called during validation (before anything
     trains) and raises a ProfileError for anything the agent cannot run with (its
     ``loop:`` section, for instance).
@@ -39,6 +42,7 @@ class AgentSpec:
     config_class: type | None = None
     default_config: dict[str, Any] | None = None
     check_profile: Callable[[Any], None] | None = None
+    action_spaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,10 @@ def test_factory_asking_for_unknown_argument(project: Path) -> None:
 def test_describe_builtin_agent() -> None:
     info = api.describe_agent("random")
     assert info["agent_id"] == "random" and info["fields"] == []
+
+
+@pytest.mark.parametrize(("agent", "env"), [("dqn", "Pendulum-v1"), ("sac", "CartPole-v1"), ("td3", "CartPole-v1")])
+def test_wrong_action_space_is_a_profile_error(workdir: Path, agent: str, env: str) -> None:
+    path = write(workdir / "p.yaml", f"p:\n  agent_id: {agent}\n  env_id: {env}\n")
+    with pytest.raises(ProfileError, match=rf"p\.yaml:2: profile 'p': agent '{agent}' acts in .* action spaces, but '{env}' has"):
+        api.load(path)

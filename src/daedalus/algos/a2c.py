@@ -154,4 +154,5 @@ AGENT_SPEC = AgentSpec(
     training_wrapper=train_a2c,
     description="Advantage Actor-Critic (synchronous A3C), MLP actor-critic",
     config_class=A2CConfig,
+    action_spaces=("Discrete", "MultiDiscrete", "Box"),
 )

@@ -385,4 +385,5 @@ AGENT_SPEC = AgentSpec(
     training_wrapper=train_dqn,
     description="Deep Q-Network (optionally Double DQN, n-step), MLP Q-network, replay buffer",
     config_class=DQNConfig,
+    action_spaces=("Discrete",),
 )

@@ -235,4 +235,5 @@ AGENT_SPEC = AgentSpec(
     training_wrapper=train_ppo,
     description="Proximal Policy Optimization (clipped), MLP actor-critic",
     config_class=PPOConfig,
+    action_spaces=("Discrete", "MultiDiscrete", "Box"),
 )

@@ -362,4 +362,5 @@ AGENT_SPEC = AgentSpec(
     training_wrapper=train_sac,
     description="Soft Actor-Critic: twin Q, automatic entropy tuning, squashed Gaussian policy",
     config_class=SACConfig,
+    action_spaces=("Box",),
 )

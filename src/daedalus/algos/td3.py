@@ -347,4 +347,5 @@ AGENT_SPEC = AgentSpec(
     training_wrapper=train_td3,
     description="Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor",
     config_class=TD3Config,
+    action_spaces=("Box",),
 )
