@@ -29,6 +29,7 @@ from daedalus.types import TrainContext
 
 __all__ = [
     "TrainingSchedule",
+    "train_actor_critic_replay",
     "default_context",
     "load_optimizer",
     "make_worker",
@@ -228,3 +229,62 @@ class TrainingSchedule:
     def finish(self) -> None:
         """Write ``artifacts["time_split"]``."""
         self.artifacts["time_split"] = self.time_split()
+
+
+# --------------------------------------------------------------------------- the replay loop of SAC and TD3
+
+
+def train_actor_critic_replay(
+    env_factory: Callable[[int | None], Any],
+    agent: Any,
+    config: Any,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None,
+    context: TrainContext | None,
+    algo: str,
+    update: Callable[[Any, Any, Any], dict[str, torch.Tensor]],
+) -> Any:
+    """The replay loop of SAC and TD3: collect one step of every row, learn with ``update`` every
+    ``train_frequency_steps`` once ``learning_starts`` steps are collected, log, evaluate, checkpoint.
+
+    ``agent`` needs ``buffer``, ``make_buffer``, ``explore``, ``to_env``, ``global_step``
+    and ``num_episodes``. Continues from ``agent.global_step``.
+    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
+    (without it: one sync env and checkpoints through ``save_callback``). Writes
+    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    """
+    context = context or default_context(algo, env_factory, artifacts, save_callback)
+    previous_threads = set_torch_threads(config.torch_threads)
+    worker = make_worker(context, config.rollout_worker)
+    try:
+        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
+            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
+        buffer = agent.buffer
+        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=agent.to_env)
+        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
+        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
+
+        def current_metrics() -> dict[str, float]:
+            return {key: float(value) for key, value in latest.items()}
+
+        collector.reset(seed=context.seed)
+        rows = worker.batch_size
+        while agent.global_step < config.total_steps:
+            # ---- collect: one actor forward for all rows, one env step, one buffer write
+            step = collector.step()
+            previous, agent.global_step = agent.global_step, agent.global_step + rows
+            agent.num_episodes += len(step.episode_returns)
+
+            # ---- learn (SB3: once more than learning_starts steps are collected)
+            if agent.global_step // config.train_frequency_steps > previous // config.train_frequency_steps and agent.global_step > config.learning_starts:
+                start = schedule.clock()
+                latest.update(update(agent, buffer, config))
+                schedule.learn_time += schedule.clock() - start
+
+            if schedule.step(current_metrics):
+                break
+        schedule.finish()
+    finally:
+        worker.close()
+        restore_torch_threads(previous_threads)
+    return agent

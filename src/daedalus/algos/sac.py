@@ -30,20 +30,15 @@ from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
-    TrainingSchedule,
-    default_context,
     load_optimizer,
-    make_worker,
     optimizer_tensors,
-    restore_torch_threads,
-    set_torch_threads,
+    train_actor_critic_replay,
 )
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.networks import ACTIVATIONS
 from daedalus.nn.offpolicy import EnsembleMLP, SquashedGaussianActor, polyak_update
 from daedalus.nn.optim import Adam, Optimizer
-from daedalus.rollout.collector import Collector
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
@@ -313,44 +308,12 @@ def train_sac(
 ) -> SACAgent:
     """Train ``agent`` with SAC until ``config.total_steps`` (continues from ``agent.global_step``).
 
-    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
-    (without it: one sync env and checkpoints through ``save_callback``). Writes
+    The loop (collect one step of every env copy, learn with :func:`sac_update` every
+    ``train_frequency_steps`` after ``learning_starts``, log, evaluate, checkpoint) is shared with
+    TD3: :func:`daedalus.algos.common.train_actor_critic_replay`. Writes
     ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
     """
-    context = context or default_context("sac", env_factory, artifacts, save_callback)
-    previous_threads = set_torch_threads(config.torch_threads)
-    worker = make_worker(context, config.rollout_worker)
-    try:
-        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
-            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
-        buffer = agent.buffer
-        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=agent.to_env)
-        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
-        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
-
-        def current_metrics() -> dict[str, float]:
-            return {key: float(value) for key, value in latest.items()}
-
-        collector.reset(seed=context.seed)
-        rows = worker.batch_size
-        while agent.global_step < config.total_steps:
-            # ---- collect: one actor forward for all rows, one env step, one buffer write
-            step = collector.step()
-            previous, agent.global_step = agent.global_step, agent.global_step + rows
-            agent.num_episodes += len(step.episode_returns)
-
-            # ---- learn (SB3: once more than learning_starts steps are collected)
-            if agent.global_step // config.train_frequency_steps > previous // config.train_frequency_steps and agent.global_step > config.learning_starts:
-                start = schedule.clock()
-                latest.update(sac_update(agent, buffer, config))
-                schedule.learn_time += schedule.clock() - start
-
-            if schedule.step(current_metrics):
-                break
-        schedule.finish()
-    finally:
-        worker.close()
-        restore_torch_threads(previous_threads)
+    train_actor_critic_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", sac_update)
     return agent
 
 
