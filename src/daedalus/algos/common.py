@@ -29,7 +29,7 @@ from daedalus.types import TrainContext
 
 __all__ = [
     "TrainingSchedule",
-    "train_actor_critic_replay",
+    "train_replay",
     "default_context",
     "load_optimizer",
     "make_worker",
@@ -231,10 +231,10 @@ class TrainingSchedule:
         self.artifacts["time_split"] = self.time_split()
 
 
-# --------------------------------------------------------------------------- the replay loop of SAC and TD3
+# --------------------------------------------------------------------------- the replay loop of DQN, SAC and TD3
 
 
-def train_actor_critic_replay(
+def train_replay(
     env_factory: Callable[[int | None], Any],
     agent: Any,
     config: Any,
@@ -243,15 +243,21 @@ def train_actor_critic_replay(
     context: TrainContext | None,
     algo: str,
     update: Callable[[Any, Any, Any], dict[str, torch.Tensor]],
+    *,
+    action_to_env: Callable[[np.ndarray], np.ndarray] | None = None,
+    every_step: Callable[[int], None] | None = None,
+    extra_metrics: Callable[[], dict[str, float]] | None = None,
 ) -> Any:
-    """The replay loop of SAC and TD3: collect one step of every row, learn with ``update`` every
-    ``train_frequency_steps`` once ``learning_starts`` steps are collected, log, evaluate, checkpoint.
+    """The replay loop of DQN, SAC and TD3: collect one step of every row, learn with ``update``
+    every ``train_frequency_steps`` once ``learning_starts`` steps are collected, log, evaluate,
+    checkpoint. Continues from ``agent.global_step``.
 
-    ``agent`` needs ``buffer``, ``make_buffer``, ``explore``, ``to_env``, ``global_step``
-    and ``num_episodes``. Continues from ``agent.global_step``.
-    ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
-    (without it: one sync env and checkpoints through ``save_callback``). Writes
-    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    ``agent`` needs ``buffer``, ``make_buffer``, ``explore``, ``global_step`` and ``num_episodes``.
+    ``every_step(previous_global_step)`` runs after each env step, before learning (DQN's target
+    network schedule); ``extra_metrics()`` adds numbers to each log row. ``context`` provides the
+    vector-env settings, logger, progress display and checkpoint callback (without it: one sync env
+    and checkpoints through ``save_callback``). Writes ``artifacts["evaluations"]`` and
+    ``artifacts["time_split"]``.
     """
     context = context or default_context(algo, env_factory, artifacts, save_callback)
     previous_threads = set_torch_threads(config.torch_threads)
@@ -260,23 +266,30 @@ def train_actor_critic_replay(
         if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
             agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
         buffer = agent.buffer
-        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=agent.to_env)
+        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=action_to_env)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
         latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
 
         def current_metrics() -> dict[str, float]:
-            return {key: float(value) for key, value in latest.items()}
+            logged = {key: float(value) for key, value in latest.items()}
+            if extra_metrics is not None:
+                logged.update(extra_metrics())
+            return logged
 
         collector.reset(seed=context.seed)
         rows = worker.batch_size
+        every = config.train_frequency_steps
         while agent.global_step < config.total_steps:
-            # ---- collect: one actor forward for all rows, one env step, one buffer write
+            # ---- collect: one policy forward for all rows, one env step, one buffer write
             step = collector.step()
             previous, agent.global_step = agent.global_step, agent.global_step + rows
             agent.num_episodes += len(step.episode_returns)
+            if every_step is not None:
+                every_step(previous)
 
-            # ---- learn (SB3: once more than learning_starts steps are collected)
-            if agent.global_step // config.train_frequency_steps > previous // config.train_frequency_steps and agent.global_step > config.learning_starts:
+            # ---- learn (SB3: every train_frequency_steps env steps, once past learning_starts)
+            due = agent.global_step // every > previous // every
+            if due and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
                 start = schedule.clock()
                 latest.update(update(agent, buffer, config))
                 schedule.learn_time += schedule.clock() - start

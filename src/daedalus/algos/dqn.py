@@ -29,20 +29,15 @@ from torch import nn
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
-    TrainingSchedule,
-    default_context,
     load_optimizer,
-    make_worker,
     optimizer_tensors,
-    restore_torch_threads,
-    set_torch_threads,
+    train_replay,
 )
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.flat import FLAT_ACTIVATIONS, FlatMLP
 from daedalus.nn.offpolicy import polyak_update
 from daedalus.nn.optim import Adam
-from daedalus.rollout.collector import Collector
 from daedalus.sampling import LinearSchedule
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
@@ -329,51 +324,25 @@ def train_dqn(
     """Train ``agent`` with DQN until ``config.total_steps`` (continues from ``agent.global_step``).
 
     ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
-    (without it: one sync env and checkpoints through ``save_callback``). Writes
-    ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
+    (without it: one sync env and checkpoints through ``save_callback``). The loop is shared with
+    SAC and TD3 (:func:`daedalus.algos.common.train_replay`). Writes ``artifacts["evaluations"]``
+    and ``artifacts["time_split"]``.
     """
-    context = context or default_context("dqn", env_factory, artifacts, save_callback)
-    previous_threads = set_torch_threads(config.torch_threads)
-    worker = make_worker(context, config.rollout_worker)
-    try:
-        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
-            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
-        buffer = agent.buffer
-        collector = Collector(worker, buffer, policy=agent.explore)
-        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
-        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per update)
 
-        def current_metrics() -> dict[str, float]:
-            logged = {key: float(value) for key, value in latest.items()}
-            logged["charts/epsilon"] = agent.epsilon(agent.global_step)
-            logged["charts/buffer_size"] = float(len(buffer))
-            return logged
+    def update_target(previous: int) -> None:
+        # SB3's schedule: counted in environment steps, checked before learning.
+        every = config.target_update_interval_steps
+        if agent.global_step // every > previous // every:
+            polyak_update(agent.target_network.parameters(), agent.q_network.parameters(), config.tau)
 
-        def crossed(every: int, before: int) -> bool:
-            return agent.global_step // every > before // every
+    def extra_metrics() -> dict[str, float]:
+        assert agent.buffer is not None
+        return {"charts/epsilon": agent.epsilon(agent.global_step), "charts/buffer_size": float(len(agent.buffer))}
 
-        collector.reset(seed=context.seed)
-        rows = worker.batch_size
-        while agent.global_step < config.total_steps:
-            # ---- collect: one epsilon-greedy forward for all rows, one env step, one buffer write
-            step = collector.step()
-            previous, agent.global_step = agent.global_step, agent.global_step + rows
-            agent.num_episodes += len(step.episode_returns)
-
-            # ---- target network, then learn: SB3's schedule and order, counted in environment steps
-            if crossed(config.target_update_interval_steps, previous):
-                polyak_update(agent.target_network.parameters(), agent.q_network.parameters(), config.tau)
-            if crossed(config.train_frequency_steps, previous) and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
-                start = schedule.clock()
-                latest.update(dqn_update(agent, buffer, config))
-                schedule.learn_time += schedule.clock() - start
-
-            if schedule.step(current_metrics):
-                break
-        schedule.finish()
-    finally:
-        worker.close()
-        restore_torch_threads(previous_threads)
+    train_replay(
+        env_factory, agent, config, artifacts, save_callback, context, "dqn", dqn_update,
+        every_step=update_target, extra_metrics=extra_metrics,
+    )
     return agent
 
 

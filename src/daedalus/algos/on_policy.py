@@ -20,14 +20,14 @@ from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos import policy_gradient
+from daedalus.algos.common import default_context, make_worker
 from daedalus.buffers.rollout import RolloutBatch, RolloutStorage
-from daedalus.envs.vector import make_vec_env
 from daedalus.errors import ProfileError
 from daedalus.evaluation import evaluate
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
-from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
+from daedalus.rollout.worker import RolloutWorker
 from daedalus.types import TrainContext
 
 __all__ = ["ActorCriticAgent", "OnPolicyConfig", "Update", "train_on_policy"]
@@ -230,22 +230,6 @@ Update = Callable[[ActorCriticAgent, RolloutBatch, float], dict[str, float]]
 # --------------------------------------------------------------------------- training loop
 
 
-class _NullSink:
-    def log(self, step: int, metrics: dict[str, float]) -> None: ...
-    def close(self) -> None: ...
-    def update(self, steps: int | None = None, episodes: int | None = None, last_return: float | None = None, **extra: float) -> None: ...
-
-
-def _make_worker(context: TrainContext, config: OnPolicyConfig) -> RolloutWorker:
-    if config.rollout_worker == "subprocess":
-        from functools import partial
-
-        build = partial(make_vec_env, context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
-        return SubprocessWorker(build)
-    envs = make_vec_env(context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
-    return SerialWorker(envs)
-
-
 def train_on_policy(
     env_factory: Callable[[int | None], Any],
     agent: ActorCriticAgent,
@@ -263,17 +247,11 @@ def train_on_policy(
     Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
     """
-    if context is None:
-        context = TrainContext(
-            profile_id=agent.algo, agent_id=agent.algo, env_id="", env_args={}, num_envs=8, seed=0, vectorization="sync",
-            device=str(agent.device), config=None,  # type: ignore[arg-type]
-            make_env=env_factory, logger=_NullSink(), progress=_NullSink(),
-            checkpoint=lambda a, name, step: save_callback(a, artifacts, step, name) if save_callback else None,
-        )
+    context = context or default_context(agent.algo, env_factory, artifacts, save_callback, num_envs=8)
     previous_threads = torch.get_num_threads()
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
-    worker = _make_worker(context, config)
+    worker = make_worker(context, config.rollout_worker)
     if worker.num_agents > 1 and config.eval_every_steps > 0:
         worker.close()
         torch.set_num_threads(previous_threads)

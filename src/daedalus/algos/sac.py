@@ -32,7 +32,7 @@ from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
     load_optimizer,
     optimizer_tensors,
-    train_actor_critic_replay,
+    train_replay,
 )
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
@@ -310,10 +310,10 @@ def train_sac(
 
     The loop (collect one step of every env copy, learn with :func:`sac_update` every
     ``train_frequency_steps`` after ``learning_starts``, log, evaluate, checkpoint) is shared with
-    TD3: :func:`daedalus.algos.common.train_actor_critic_replay`. Writes
+    TD3: :func:`daedalus.algos.common.train_replay`. Writes
     ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
     """
-    train_actor_critic_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", sac_update)
+    train_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", sac_update, action_to_env=agent.to_env)
     return agent
 
 

@@ -30,7 +30,7 @@ from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
     load_optimizer,
     optimizer_tensors,
-    train_actor_critic_replay,
+    train_replay,
 )
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
@@ -295,10 +295,10 @@ def train_td3(
 
     The loop (collect one step of every env copy, learn with :func:`td3_update` every
     ``train_frequency_steps`` after ``learning_starts``, log, evaluate, checkpoint) is shared with
-    SAC: :func:`daedalus.algos.common.train_actor_critic_replay`. Writes
+    SAC: :func:`daedalus.algos.common.train_replay`. Writes
     ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
     """
-    train_actor_critic_replay(env_factory, agent, config, artifacts, save_callback, context, "td3", td3_update)
+    train_replay(env_factory, agent, config, artifacts, save_callback, context, "td3", td3_update, action_to_env=agent.to_env)
     return agent
 
 
