@@ -22,21 +22,26 @@ Protocol (both libraries, same process, runs interleaved per seed so machine noi
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
+from _harness import (
+    EVAL_EPISODES,
+    EVAL_EVERY,
+    FINAL_EPISODES,
+    Null,
+    SB3Policy,
+    env_factory,
+    first_hit,
+    fmt,
+    median,
+)
 
 from daedalus.evaluation import evaluate
 from daedalus.types import TrainContext
-
-EVAL_EVERY = 2_000
-EVAL_EPISODES = 20
-FINAL_EPISODES = 50
 
 # rl-zoo3 tuned hyperparameters, written once per library (same values, each library's names).
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -75,33 +80,6 @@ COMMON: dict[str, dict[str, Any]] = {
 }
 
 
-class _Null:
-    def log(self, step: int, metrics: dict[str, float]) -> None: ...
-    def close(self) -> None: ...
-    def update(self, **kwargs: Any) -> None: ...
-
-
-def _factory(env_id: str):
-    def make_env(seed: int | None = None) -> gym.Env:
-        return gym.make(env_id)
-
-    return make_env
-
-
-class _SB3Policy:
-    """Batched ``predict`` for :func:`daedalus.evaluation.evaluate`."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.model.predict(obs, deterministic=deterministic)[0]
-
-
-def _first_hit(evaluations: list[dict[str, float]], threshold: float, key: str = "train_seconds") -> float:
-    return next((e[key] for e in evaluations if e["mean_return"] >= threshold), float("inf"))
-
-
 def run_sb3(algo: str, seed: int, total: int) -> dict[str, Any]:
     import stable_baselines3
     from stable_baselines3.common.callbacks import BaseCallback
@@ -109,7 +87,7 @@ def run_sb3(algo: str, seed: int, total: int) -> dict[str, Any]:
 
     setting = SETTINGS[algo]
     kwargs = dict(setting["sb3"])
-    make_env = _factory(setting["env_id"])
+    make_env = env_factory(setting["env_id"])
     env = make_env()
     if algo == "td3":
         dims = env.action_space.shape[0]
@@ -130,7 +108,7 @@ def run_sb3(algo: str, seed: int, total: int) -> dict[str, Any]:
                 self.next_eval += EVAL_EVERY
                 paused = time.perf_counter()
                 train_seconds = paused - self.start - self.excluded
-                result = evaluate(_SB3Policy(self.model), make_env, EVAL_EPISODES, True, seed=seed + 10_000)
+                result = evaluate(SB3Policy(self.model), make_env, EVAL_EPISODES, True, seed=seed + 10_000)
                 self.evaluations.append({"step": self.num_timesteps, "mean_return": result.mean_return, "train_seconds": train_seconds})
                 self.excluded += time.perf_counter() - paused
             return True
@@ -140,9 +118,9 @@ def run_sb3(algo: str, seed: int, total: int) -> dict[str, Any]:
     start = time.perf_counter()
     model.learn(total_timesteps=total, callback=clock)
     train_seconds = time.perf_counter() - start - clock.excluded
-    final = evaluate(_SB3Policy(model), make_env, FINAL_EPISODES, True, seed=seed + 20_000)
-    return {"sps": model.num_timesteps / train_seconds, "time_to_threshold": _first_hit(clock.evaluations, setting["threshold"]),
-            "steps_to_threshold": _first_hit(clock.evaluations, setting["threshold"], "step"),
+    final = evaluate(SB3Policy(model), make_env, FINAL_EPISODES, True, seed=seed + 20_000)
+    return {"sps": model.num_timesteps / train_seconds, "time_to_threshold": first_hit(clock.evaluations, setting["threshold"]),
+            "steps_to_threshold": first_hit(clock.evaluations, setting["threshold"], "step"),
             "final": final.mean_return, "train_seconds": train_seconds}
 
 
@@ -153,7 +131,7 @@ def run_daedalus(algo: str, seed: int, total: int, profile_values: dict[str, Any
     setting = SETTINGS[algo]
     module = importlib.import_module(f"daedalus.algos.{algo}")
     config_class = {"dqn": "DQNConfig", "sac": "SACConfig", "td3": "TD3Config"}[algo]
-    make_env = _factory(setting["env_id"])
+    make_env = env_factory(setting["env_id"])
     values = {**COMMON[algo], **setting["daedalus"], "total_steps": total, "eval_every_steps": EVAL_EVERY, "eval_episodes": EVAL_EPISODES,
               "checkpoint_every_steps": 0, "log_every_steps": 10**9, "torch_threads": torch.get_num_threads(), "target_return": None}
     if profile_values is not None:
@@ -163,7 +141,7 @@ def run_daedalus(algo: str, seed: int, total: int, profile_values: dict[str, Any
         profile_id=algo, agent_id=algo, env_id=setting["env_id"], env_args={}, num_envs=1, seed=seed,
         # One env in-process, like SB3's DummyVecEnv (Gymnasium's native CartPole vector env costs more per step for one copy).
         vectorization="sync", device="cpu", config=None, make_env=make_env,  # type: ignore[arg-type]
-        logger=_Null(), progress=_Null(), checkpoint=lambda *args: None,
+        logger=Null(), progress=Null(), checkpoint=lambda *args: None,
     )
     probe = make_env()
     agent = getattr(module, f"make_{algo}_agent")(probe.observation_space, probe.action_space, config, seed=seed)
@@ -172,16 +150,8 @@ def run_daedalus(algo: str, seed: int, total: int, profile_values: dict[str, Any
     split = artifacts["time_split"]
     final = evaluate(agent, make_env, FINAL_EPISODES, True, seed=seed + 20_000)
     return {"sps": split["steps"] / split["train_seconds"], "final": final.mean_return, "train_seconds": split["train_seconds"],
-            "time_to_threshold": _first_hit(artifacts["evaluations"], setting["threshold"]),
-            "steps_to_threshold": _first_hit(artifacts["evaluations"], setting["threshold"], "step"), "split": split}
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return "never" if value == float("inf") else f"{value:,.{digits}f}"
+            "time_to_threshold": first_hit(artifacts["evaluations"], setting["threshold"]),
+            "steps_to_threshold": first_hit(artifacts["evaluations"], setting["threshold"], "step"), "split": split}
 
 
 def main() -> None:
@@ -210,17 +180,17 @@ def main() -> None:
                 rows[lib].append(run_sb3(algo, seed, total) if lib == "sb3" else run_daedalus(algo, seed, total))
                 r = rows[lib][-1]
                 line = (f"  {algo} {setting['env_id']} seed {seed} {lib:8s} {r['sps']:8,.0f} steps/s  "
-                        f"time to {setting['threshold']:g}: {_fmt(r['time_to_threshold'])} s ({_fmt(r['steps_to_threshold'], 0)} steps)  final {r['final']:.1f}")
+                        f"time to {setting['threshold']:g}: {fmt(r['time_to_threshold'])} s ({fmt(r['steps_to_threshold'], 0)} steps)  final {r['final']:.1f}")
                 if "split" in r:
                     s = r["split"]
                     line += f"  [env {s['env']:.1f} s, inference {s['inference']:.1f} s, learn {s['learn']:.1f} s, other {s['other']:.1f} s]"
                 print(line, flush=True)
-        summary = {lib: {key: _median([r[key] for r in rs]) for key in ("sps", "time_to_threshold", "steps_to_threshold", "final")} for lib, rs in rows.items()}
+        summary = {lib: {key: median([r[key] for r in rs]) for key in ("sps", "time_to_threshold", "steps_to_threshold", "final")} for lib, rs in rows.items()}
         print(f"\n{algo.upper()} {setting['env_id']} ({total:,} steps, medians over seeds {seeds})")
         print(f"  {'':10s} {'steps/s':>10s} {'time to ' + format(setting['threshold'], 'g'):>14s} {'steps to it':>12s} {'final (50 ep)':>14s}")
         for lib in libs:
             s = summary[lib]
-            print(f"  {lib:10s} {s['sps']:10,.0f} {_fmt(s['time_to_threshold']):>12s} s {_fmt(s['steps_to_threshold'], 0):>12s} {s['final']:14.1f}")
+            print(f"  {lib:10s} {s['sps']:10,.0f} {fmt(s['time_to_threshold']):>12s} s {fmt(s['steps_to_threshold'], 0):>12s} {s['final']:14.1f}")
         if len(libs) == 2:
             ratio_sps = summary["daedalus"]["sps"] / summary["sb3"]["sps"]
             times = (summary["sb3"]["time_to_threshold"], summary["daedalus"]["time_to_threshold"])
@@ -239,9 +209,9 @@ def main() -> None:
                 torch.set_num_threads(args.threads)
                 result = run_daedalus(algo, seed, args.total_steps or profile["config"]["total_steps"], profile["config"])
                 times.append(result["time_to_threshold"])
-                print(f"  examples/{file} seed {seed}: time to {SETTINGS[algo]['threshold']:g} {_fmt(result['time_to_threshold'])} s "
-                      f"({_fmt(result['steps_to_threshold'], 0)} steps), {result['sps']:,.0f} steps/s", flush=True)
-            print(f"examples/{file}: median time to {SETTINGS[algo]['threshold']:g} = {_fmt(_median(times))} s (training clock; its own "
+                print(f"  examples/{file} seed {seed}: time to {SETTINGS[algo]['threshold']:g} {fmt(result['time_to_threshold'])} s "
+                      f"({fmt(result['steps_to_threshold'], 0)} steps), {result['sps']:,.0f} steps/s", flush=True)
+            print(f"examples/{file}: median time to {SETTINGS[algo]['threshold']:g} = {fmt(median(times))} s (training clock; its own "
                   f"evaluation every {profile['config']['eval_every_steps']} steps, stops there)\n", flush=True)
     if table:
         print("| Algo / env | Library | steps/s | time to threshold (s) | steps to threshold | final 50-ep mean |")
@@ -249,7 +219,7 @@ def main() -> None:
         for algo, setting, summary, ratio_sps, ratio_time in table:
             for lib in libs:
                 s = summary[lib]
-                print(f"| {algo.upper()} {setting['env_id']} ({setting['threshold']:g}) | {lib} | {s['sps']:,.0f} | {_fmt(s['time_to_threshold'])} | {_fmt(s['steps_to_threshold'], 0)} | {s['final']:.1f} |")
+                print(f"| {algo.upper()} {setting['env_id']} ({setting['threshold']:g}) | {lib} | {s['sps']:,.0f} | {fmt(s['time_to_threshold'])} | {fmt(s['steps_to_threshold'], 0)} | {s['final']:.1f} |")
             print(f"| | **Daedalus / SB3** | **x{ratio_sps:.2f}** | **{ratio_time}** | | |")
 
 

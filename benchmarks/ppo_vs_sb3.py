@@ -22,7 +22,6 @@ whole-process wall time of ``daedalus train examples/cartpole.yaml`` (start-up i
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,10 +29,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import torch
 import yaml
+from _harness import (
+    EVAL_EPISODES,
+    EVAL_EVERY,
+    FINAL_EPISODES,
+    Null,
+    SB3Policy,
+    env_factory,
+    first_hit,
+    fmt,
+    median,
+)
 
 from daedalus.algos.a2c import A2CConfig, make_a2c_agent, train_a2c
 from daedalus.algos.ppo import PPOConfig, make_ppo_agent, train_ppo
@@ -41,9 +49,6 @@ from daedalus.evaluation import evaluate
 from daedalus.types import TrainContext
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_EVERY = 2_000
-EVAL_EPISODES = 20
-FINAL_EPISODES = 50
 
 # rl-zoo3 hyperparams/ppo.yml. batch_size -> num_minibatches = n_envs * n_steps / batch_size.
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -77,36 +82,6 @@ COMMON = dict(vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=[64, 64], activation=
 PPO_COMMON = dict(clip_vloss=False, norm_adv=True)
 
 
-class _Null:
-    def log(self, step: int, metrics: dict[str, float]) -> None: ...
-    def close(self) -> None: ...
-    def update(self, **kwargs: Any) -> None: ...
-
-
-def _factory(env_id: str):
-    def make_env(seed: int | None = None) -> gym.Env:
-        env = gym.make(env_id)
-        if seed is not None:
-            env.reset(seed=seed)
-        return env
-
-    return make_env
-
-
-class _SB3Policy:
-    """Batched ``predict`` for :func:`daedalus.evaluation.evaluate`."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.model.predict(obs, deterministic=deterministic)[0]
-
-
-def _first_hit(evaluations: list[dict[str, float]], threshold: float) -> float:
-    return next((e["train_seconds"] for e in evaluations if e["mean_return"] >= threshold), float("inf"))
-
-
 def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -118,7 +93,7 @@ def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
         if isinstance(kwargs.get(key), str):  # rl-zoo3's lin_<x>: x * progress_remaining
             start = float(kwargs[key][4:])
             kwargs[key] = lambda progress, start=start: progress * start
-    make_env = _factory(setting["env_id"])
+    make_env = env_factory(setting["env_id"])
 
     class EvalClock(BaseCallback):
         def __init__(self) -> None:
@@ -135,7 +110,7 @@ def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
                 self.next_eval += EVAL_EVERY
                 paused = time.perf_counter()
                 train_seconds = paused - self.start - self.excluded
-                result = evaluate(_SB3Policy(self.model), make_env, EVAL_EPISODES, True, seed=seed + 10_000)
+                result = evaluate(SB3Policy(self.model), make_env, EVAL_EPISODES, True, seed=seed + 10_000)
                 self.evaluations.append({"step": self.num_timesteps, "mean_return": result.mean_return, "train_seconds": train_seconds})
                 self.excluded += time.perf_counter() - paused
 
@@ -149,15 +124,15 @@ def run_sb3(name: str, seed: int, total: int) -> dict[str, float]:
     start = time.perf_counter()
     model.learn(total_timesteps=total, callback=clock)
     train_seconds = time.perf_counter() - start - clock.excluded
-    final = evaluate(_SB3Policy(model), make_env, FINAL_EPISODES, True, seed=seed + 20_000)
-    return {"sps": model.num_timesteps / train_seconds, "time_to_threshold": _first_hit(clock.evaluations, setting["threshold"]),
+    final = evaluate(SB3Policy(model), make_env, FINAL_EPISODES, True, seed=seed + 20_000)
+    return {"sps": model.num_timesteps / train_seconds, "time_to_threshold": first_hit(clock.evaluations, setting["threshold"]),
             "final": final.mean_return}
 
 
 def run_daedalus(name: str, seed: int, total: int, config_values: dict[str, Any] | None = None,
                  num_envs: int | None = None) -> dict[str, Any]:
     setting = SETTINGS[name]
-    make_env = _factory(setting["env_id"])
+    make_env = env_factory(setting["env_id"])
     a2c = setting.get("algo") == "a2c"
     common = COMMON if a2c else {**COMMON, **PPO_COMMON}
     values = config_values or {**common, **setting["daedalus"], "eval_every_steps": EVAL_EVERY,
@@ -168,7 +143,7 @@ def run_daedalus(name: str, seed: int, total: int, config_values: dict[str, Any]
     context = TrainContext(
         profile_id=name, agent_id="ppo", env_id=setting["env_id"], env_args={}, num_envs=num_envs or setting["n_envs"],
         seed=seed, vectorization="auto", device="cpu", config=None, make_env=make_env,  # type: ignore[arg-type]
-        logger=_Null(), progress=_Null(), checkpoint=lambda *args: None,
+        logger=Null(), progress=Null(), checkpoint=lambda *args: None,
     )
     probe = make_env()
     agent = make_agent(probe.observation_space, probe.action_space, config, seed=seed)
@@ -177,15 +152,7 @@ def run_daedalus(name: str, seed: int, total: int, config_values: dict[str, Any]
     split = artifacts["time_split"]
     final = evaluate(agent, make_env, FINAL_EPISODES, True, seed=seed + 20_000)
     return {"sps": split["steps"] / split["train_seconds"], "final": final.mean_return,
-            "time_to_threshold": _first_hit(artifacts["evaluations"], setting["threshold"]), "split": split}
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return "never" if value == float("inf") else f"{value:,.{digits}f}"
+            "time_to_threshold": first_hit(artifacts["evaluations"], setting["threshold"]), "split": split}
 
 
 def main() -> None:
@@ -211,13 +178,13 @@ def main() -> None:
             for lib in ("sb3", "daedalus"):
                 r = rows[lib][-1]
                 print(f"  {setting['env_id']} seed {seed} {lib:8s} {r['sps']:9,.0f} steps/s  "
-                      f"time to {setting['threshold']:g}: {_fmt(r['time_to_threshold'])} s  final {r['final']:.1f}", flush=True)
-        summary = {lib: {key: _median([r[key] for r in rs]) for key in ("sps", "time_to_threshold", "final")} for lib, rs in rows.items()}
+                      f"time to {setting['threshold']:g}: {fmt(r['time_to_threshold'])} s  final {r['final']:.1f}", flush=True)
+        summary = {lib: {key: median([r[key] for r in rs]) for key in ("sps", "time_to_threshold", "final")} for lib, rs in rows.items()}
         print(f"\n{setting['env_id']} ({total:,} steps, medians over seeds {seeds})")
         print(f"  {'':10s} {'steps/s':>10s} {'time to ' + format(setting['threshold'], 'g'):>14s} {'final (50 ep)':>14s}")
         for lib in ("sb3", "daedalus"):
             s = summary[lib]
-            print(f"  {lib:10s} {s['sps']:10,.0f} {_fmt(s['time_to_threshold']):>12s} s {s['final']:14.1f}")
+            print(f"  {lib:10s} {s['sps']:10,.0f} {fmt(s['time_to_threshold']):>12s} s {s['final']:14.1f}")
         ratio_sps = summary["daedalus"]["sps"] / summary["sb3"]["sps"]
         times = (summary["daedalus"]["time_to_threshold"], summary["sb3"]["time_to_threshold"])
         ratio_time = f"x{times[0] / times[1]:.2f}" if max(times) < float("inf") else "n/a (not reached by both)"
@@ -231,9 +198,9 @@ def main() -> None:
         for seed in profile_seeds:
             result = run_daedalus("cartpole", seed, args.total_steps or profile["config"]["total_steps"], values, profile["num_envs"])
             times.append(result["time_to_threshold"])
-            print(f"  examples/cartpole.yaml seed {seed}: time to 475 {_fmt(result['time_to_threshold'])} s, "
+            print(f"  examples/cartpole.yaml seed {seed}: time to 475 {fmt(result['time_to_threshold'])} s, "
                   f"{result['sps']:,.0f} steps/s", flush=True)
-        print(f"examples/cartpole.yaml: median time to 475 = {_fmt(_median(times))} s (training clock; seeds {profile_seeds})\n")
+        print(f"examples/cartpole.yaml: median time to 475 = {fmt(median(times))} s (training clock; seeds {profile_seeds})\n")
 
     if not args.skip_cli:
         cli = Path(sys.executable).with_name("daedalus")
