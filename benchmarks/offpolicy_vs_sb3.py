@@ -160,15 +160,18 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--total-steps", type=int, default=None, help="override the zoo's n_timesteps (quick checks)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both libraries")
+    parser.add_argument("--matmul-precision", default="highest", choices=["highest", "high", "medium"],
+                        help="torch.set_float32_matmul_precision for both libraries ('medium': bfloat16 matmuls on AMX / AVX512-BF16 CPUs)")
     parser.add_argument("--skip-sb3", action="store_true", help="Daedalus only (development)")
     parser.add_argument("--profiles", action="store_true", help="also time each algorithm's example profile (examples/*.yaml) to its threshold")
     parser.add_argument("--only-profiles", action="store_true", help="time the example profiles only (no comparison runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     libs = ["daedalus"] if args.skip_sb3 else ["sb3", "daedalus"]
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s); seeds {seeds}; eval {EVAL_EPISODES} det. episodes every {EVAL_EVERY} steps")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), matmul precision {args.matmul_precision}; seeds {seeds}; eval {EVAL_EPISODES} det. episodes every {EVAL_EVERY} steps")
     table = []
     for algo in [a for a in args.algos.split(",") if a and not args.only_profiles]:
         setting = SETTINGS[algo]

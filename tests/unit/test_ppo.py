@@ -201,3 +201,37 @@ def test_training_is_reproducible_and_resumes_exactly():
     c.load(a.save())
     train(c, 1536)
     assert c.global_step == 1536 and c.num_updates == a.num_updates + 4
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_numpy_acting_matches_the_torch_distribution(env_id):
+    """Collection acts in numpy (no torch dispatch per step): same values, log-probs of the sampled
+    actions equal to the torch distribution's, samples distributed like it, checkpointed RNG."""
+    env = gym.make(env_id)
+    agent = make_ppo_agent(env.observation_space, env.action_space, PPOConfig(hidden_sizes=[16, 16]), seed=3)
+    assert agent._numpy_acting
+    with torch.no_grad():  # a non-trivial policy: spread the logits / the mean
+        agent.network.actor_head.weight.mul_(300.0)
+    obs = np.random.default_rng(1).normal(size=(6,) + env.observation_space.shape).astype(np.float32)
+    actions, log_probs, values = agent.act(obs)
+    policy_out, torch_values = agent._forward(torch.from_numpy(obs))
+    dist = agent.network.distribution(policy_out)
+    np.testing.assert_allclose(values, torch_values.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_probs, dist.log_prob(torch.as_tensor(actions)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(agent.values(obs), values, rtol=1e-6)
+
+    many = np.repeat(obs[:1], 20_000, axis=0)
+    samples = agent.act(many)[0]
+    first = agent.network.distribution(agent._forward(torch.from_numpy(obs[:1]))[0])
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        expected = first.logits.exp().detach().numpy()[0]
+        frequencies = np.bincount(samples, minlength=len(expected)) / len(samples)
+        np.testing.assert_allclose(frequencies, expected, atol=0.015)
+    else:
+        std = agent.network.log_std.exp().detach().numpy()
+        np.testing.assert_allclose(samples.mean(0), first.mean.detach().numpy()[0], atol=float(4 * std.max() / np.sqrt(len(samples)) + 1e-3))
+        np.testing.assert_allclose(samples.std(0), std, rtol=0.03)
+
+    clone = make_ppo_agent(env.observation_space, env.action_space, PPOConfig(hidden_sizes=[16, 16]), seed=9)
+    clone.load(agent.save())
+    np.testing.assert_array_equal(agent.act(obs)[0], clone.act(obs)[0])

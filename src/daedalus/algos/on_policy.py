@@ -121,6 +121,9 @@ class ActorCriticAgent(TensorAgent):
                 obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
             ).to(self.device)
         self._functional = policy_gradient.supports(self.network)
+        # Acting on a few observations: numpy forward + numpy sampling (no torch dispatch per step).
+        self._numpy_acting = self._functional and self.device.type == "cpu"
+        self.rng = np.random.default_rng(seed)  # action sampling while collecting (numpy acting)
         #: The network's parameters, listed once (nn.Module.parameters() walks the module tree).
         self.parameters: list[torch.Tensor] = list(self.network.parameters())
         self.optimizer = self.make_optimizer(self.parameters)
@@ -157,17 +160,43 @@ class ActorCriticAgent(TensorAgent):
             return policy_gradient.forward(self.network, obs)
         return self.network(obs)
 
-    @torch.inference_mode()
+    def _act_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`act` in numpy: the same distributions, sampled with the agent's numpy RNG."""
+        policy_out, values = policy_gradient.forward_numpy(self.network, obs)
+        if self.network.log_std is not None:  # diagonal Gaussian: log_prob of mean + std * noise
+            log_std = self.network.log_std.detach().numpy()
+            noise = self.rng.standard_normal(policy_out.shape, dtype=np.float32)
+            actions = policy_out + np.exp(log_std) * noise
+            log_probs = (-0.5 * noise * noise - log_std - 0.5 * np.log(2 * np.pi)).sum(-1, dtype=np.float32)
+            return actions, log_probs, values
+        # categorical: Gumbel-max on the log-probabilities, as nn.distributions.Categorical.sample
+        log_p = policy_out - policy_out.max(-1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+        uniform = np.maximum(self.rng.random(log_p.shape, dtype=np.float32), np.float32(1e-20))
+        actions = (log_p - np.log(-np.log(uniform))).argmax(-1)
+        return actions, log_p[np.arange(len(actions)), actions], values
+
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample ``(actions, log_probs, values)`` for preprocessed observations (one forward)."""
+        if self._numpy_acting:
+            return self._act_numpy(obs)
+        return self._act_torch(obs)
+
+    @torch.inference_mode()
+    def _act_torch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         policy_out, values = self._forward(self._tensor(obs))
         dist = self.network.distribution(policy_out)
         actions = dist.sample(self.generator)
         return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(), values.cpu().numpy()
 
-    @torch.inference_mode()
     def values(self, obs: np.ndarray) -> np.ndarray:
         """V(obs) for preprocessed observations."""
+        if self._numpy_acting:
+            return policy_gradient.forward_numpy(self.network, obs, policy=False)[1]
+        return self._values_torch(obs)
+
+    @torch.inference_mode()
+    def _values_torch(self, obs: np.ndarray) -> np.ndarray:
         obs_t = self._tensor(obs)
         values = policy_gradient.value(self.network, obs_t) if self._functional else self.network.value(obs_t)
         return values.cpu().numpy()
@@ -198,6 +227,7 @@ class ActorCriticAgent(TensorAgent):
             "config": asdict(self.config),
             "counters": {"global_step": self.global_step, "num_updates": self.num_updates, "num_episodes": self.num_episodes},
             "optimizer_param_groups": groups,
+            "rng": dict(self.rng.bit_generator.state),
         }
 
     def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
@@ -216,6 +246,8 @@ class ActorCriticAgent(TensorAgent):
             self.obs_rms.load({k[len("obs_rms/"):]: v.numpy() for k, v in tensors.items() if k.startswith("obs_rms/")})
         if "rng/torch" in tensors:
             self.generator.set_state(tensors["rng/torch"].to(torch.uint8))
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
         counters = state.get("counters", {})
         self.global_step = int(counters.get("global_step", 0))
         self.num_updates = int(counters.get("num_updates", 0))

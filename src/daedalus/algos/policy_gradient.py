@@ -83,6 +83,51 @@ def _plan(network: ActorCritic) -> _Plan:
     return plan
 
 
+_NUMPY_PLANS: weakref.WeakKeyDictionary[ActorCritic, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _numpy_plan(network: ActorCritic) -> Any:
+    """Zero-copy numpy views ``(W^T, b)`` of the CPU parameters (the optimizer updates them in place)."""
+    plan = _plan(network)
+    key = plan.parameters[0].data_ptr()
+    cached = _NUMPY_PLANS.get(network)
+    if cached is None or cached[0] != key:
+
+        def views(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[Any, Any]]:
+            return [(w.detach().numpy().T, b.detach().numpy()) for w, b in layers]
+
+        cached = (key, (views(plan.actor), views(plan.critic), *views([plan.actor_head, plan.critic_head])))
+        _NUMPY_PLANS[network] = cached
+    return cached[1]
+
+
+def _numpy_trunk(layers: list[tuple[Any, Any]], tanh: bool, x: Any) -> Any:
+    import numpy as np
+
+    for weight_t, bias in layers:
+        x = x @ weight_t
+        x += bias
+        np.tanh(x, out=x) if tanh else np.maximum(x, 0.0, out=x)
+    return x
+
+
+def forward_numpy(network: ActorCritic, obs: Any, policy: bool = True) -> tuple[Any, Any]:
+    """``(policy_out, values)`` in numpy for a few float32 CPU observations (``policy_out`` is None unless ``policy``).
+
+    Acting on 8 observations is dominated by per-op dispatch: this is ~4x cheaper than the torch
+    forward at CleanRL/SB3 sizes. Same network, same weights; results equal the torch forward to
+    float32 rounding.
+    """
+    plan = _plan(network)
+    actor, critic, actor_head, critic_head = _numpy_plan(network)
+    critic_hidden = _numpy_trunk(critic, plan.critic_tanh, obs)
+    values = (critic_hidden @ critic_head[0] + critic_head[1])[:, 0]
+    if not policy:
+        return None, values
+    actor_hidden = critic_hidden if network.shared_trunk else _numpy_trunk(actor, plan.actor_tanh, obs)
+    return actor_hidden @ actor_head[0] + actor_head[1], values
+
+
 def _trunk_forward(layers: list[tuple[torch.Tensor, torch.Tensor]], tanh: bool, x: torch.Tensor) -> list[torch.Tensor]:
     """Hidden activations ``[x, h1, ..., hL]`` of a Linear/activation stack."""
     hidden = [x]

@@ -35,12 +35,12 @@ from daedalus.algos.common import (
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.networks import ACTIVATIONS
-from daedalus.nn.offpolicy import DeterministicActor, EnsembleMLP, polyak_update
+from daedalus.nn.offpolicy import DeterministicActor, EnsembleMLP, Workspace, polyak_update
 from daedalus.nn.optim import Adam, Optimizer
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
-__all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_loss", "td3_critic_loss", "td3_targets", "td3_update", "train_td3"]
+__all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_loss", "td3_closed_form_actor_step", "td3_closed_form_critic_step", "td3_critic_loss", "td3_targets", "td3_update", "train_td3"]
 
 
 # --------------------------------------------------------------------------- config
@@ -70,6 +70,7 @@ class TD3Config:
     gradient_steps: int = field(default=1, metadata=_help("Gradient steps per update."))
     hidden_sizes: list[int] = field(default_factory=lambda: [400, 300], metadata=_help("Hidden layer sizes of the actor and of each critic."))
     activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
+    closed_form_backward: bool = field(default=True, metadata=_help("Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise)."))
     save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
     eval_every_steps: int = field(default=5_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
     eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
@@ -126,6 +127,7 @@ class TD3Agent(TensorAgent):
         self.generator.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
         self.rng = np.random.default_rng(seed)  # exploration noise, warm-up actions, the buffer's seed
         self.buffer: ReplayBuffer | None = None
+        self.workspace = Workspace()  # reused tensors of the closed-form gradient step
         self.global_step = self.num_updates = self.num_episodes = 0
 
     # ---- acting (actions in [-1, 1] inside the algorithm, Box bounds for the env)
@@ -256,13 +258,72 @@ def td3_actor_loss(agent: TD3Agent, obs: torch.Tensor) -> tuple[torch.Tensor, di
 # --------------------------------------------------------------------------- update
 
 
+@torch.no_grad()
+def td3_closed_form_critic_step(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> dict[str, torch.Tensor]:
+    """The critic step with its gradient written out: ``dL/dQ_k = 2 (Q_k - y) / B`` for ``L = sum_k MSE(Q_k, y)``.
+
+    Same targets and random draws as :func:`td3_critic_loss` (the networks' graph-free
+    ``forward_cached`` passes into reused buffers; equal to autograd to float precision).
+    """
+    size, workspace = len(batch), agent.workspace
+    next_actions, _ = agent.actor_target.forward_cached(batch.next_obs, tag="target")
+    noise = torch.randn(next_actions.shape, generator=agent.generator, device=next_actions.device)
+    noise = (noise * config.target_policy_noise).clamp_(-config.target_noise_clip, config.target_noise_clip)
+    next_actions = (next_actions + noise).clamp_(-1.0, 1.0)
+    critic_in = workspace.get("critic_in", (size, agent.obs_dim + agent.action_dim), batch.obs)
+    torch.cat([batch.next_obs, next_actions], -1, out=critic_in)
+    next_q = agent.critic_target.forward_cached(critic_in, tag="target")[0].amin(0).squeeze(-1)
+    targets = batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
+    torch.cat([batch.obs, batch.actions], -1, out=critic_in)
+    q_values, inputs = agent.critic.forward_cached(critic_in)
+    errors = q_values.squeeze(-1) - targets  # (2, batch)
+    agent.critic.backward(inputs, (errors * (2.0 / size)).unsqueeze(-1))
+    agent.critic_optimizer.step()
+    loss = errors.square().mean(-1).sum()
+    return {"loss/critic": loss, "loss/q_values": q_values.mean()}
+
+
+@torch.no_grad()
+def td3_closed_form_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The actor step of :func:`td3_actor_loss` with its gradient written out.
+
+    ``L = -mean Q_1(s, pi(s))``: ``dL/dQ_1 = -1/B``, carried back through the first critic (weights
+    held constant) to the action input, then through the actor (:meth:`DeterministicActor.backward`).
+    """
+    size, obs_dim = obs.shape[0], agent.obs_dim
+    actions, actor_inputs = agent.actor.forward_cached(obs, tag="pi")
+    critic_in = agent.workspace.get("critic_in", (size, obs_dim + agent.action_dim), obs)
+    torch.cat([obs, actions], -1, out=critic_in)
+    q_first, inputs = agent.critic.forward_cached(critic_in, members=1)
+    grad_in = agent.critic.backward(inputs, torch.full_like(q_first, -1.0 / size), weight_grads=False, input_grad=True)
+    assert grad_in is not None
+    agent.actor.backward(actor_inputs, actions, grad_in[0, :, obs_dim:], tag="pi")
+    agent.actor_optimizer.step()
+    return {"loss/actor": -q_first.mean()}
+
+
 def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict[str, torch.Tensor]:
-    """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets."""
+    """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets.
+
+    With ``closed_form_backward`` (and relu/tanh networks) the steps are
+    :func:`td3_closed_form_critic_step` and :func:`td3_closed_form_actor_step`; otherwise autograd
+    differentiates :func:`td3_critic_loss` and :func:`td3_actor_loss` (the reference the closed
+    form is tested against).
+    """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
+    closed_form = config.closed_form_backward and agent.actor.closed_form and agent.critic.closed_form
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
         batch = samples.slice(index * size, (index + 1) * size)
+        if closed_form:
+            metrics.update(td3_closed_form_critic_step(agent, batch, config))
+            agent.num_updates += 1
+            if agent.num_updates % config.policy_delay == 0:
+                metrics.update(td3_closed_form_actor_step(agent, batch.obs))
+                polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
+                polyak_update(agent.actor_target.parameters(), agent.actor.parameters(), config.tau)
+            continue
         critic_loss, critic_metrics = td3_critic_loss(agent, batch, config)
         agent.critic_optimizer.zero_grad()
         critic_loss.backward()
