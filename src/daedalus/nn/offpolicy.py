@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's clamp of the SAC actor's log standard deviation
+SQUASH_EPS = 1e-6  # SB3's and CleanRL's epsilon in the tanh correction log(1 - tanh(u)^2 + eps)
 CLOSED_FORM_ACTIVATIONS = ("relu", "tanh")  # hidden activations whose derivative comes from the output
 
 
@@ -245,8 +246,10 @@ class SquashedGaussianActor(nn.Module):
     """SAC's policy: a Gaussian over pre-squash actions, ``tanh`` into ``[-1, 1]`` (Haarnoja et al. 2018).
 
     ``forward(obs)`` returns ``(actions, log_probs)`` with the change-of-variables correction
-    ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2)``, computed in the numerically stable form
-    ``2 * (log 2 - u - softplus(-2u))``. Actions are in ``[-1, 1]``; the algorithm rescales them to the
+    ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2 + 1e-6)``, Stable-Baselines3's and CleanRL's form (the
+    one rl-zoo3's values were tuned with). It differs from the exact correction only where actions
+    saturate (``|u|`` above ~7 in float32): there the exact term keeps growing like ``2|u|`` while this
+    one stops at ``-log(1e-6)`` and its gradient vanishes. Actions are in ``[-1, 1]``; the algorithm rescales them to the
     Box bounds.
     """
 
@@ -275,8 +278,8 @@ class SquashedGaussianActor(nn.Module):
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         pre_squash = mean + noise * log_std.exp()
         log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_squash - nn.functional.softplus(-2.0 * pre_squash))).sum(-1)
-        return torch.tanh(pre_squash), log_prob
+        actions = torch.tanh(pre_squash)
+        return actions, log_prob - torch.log(1.0 - actions.square() + SQUASH_EPS).sum(-1)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action ``tanh(mean)``."""
@@ -297,8 +300,8 @@ class SquashedGaussianActor(nn.Module):
         std = log_std.exp()
         pre_squash = mean + noise * std
         log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_squash - nn.functional.softplus(-2.0 * pre_squash))).sum(-1)
         actions = torch.tanh(pre_squash)
+        log_prob = log_prob - torch.log(1.0 - actions.square() + SQUASH_EPS).sum(-1)
         return actions, log_prob, (layers, inputs, hidden, raw_log_std, std, noise, actions)
 
     @torch.no_grad()
@@ -307,8 +310,9 @@ class SquashedGaussianActor(nn.Module):
 
         The first ``len(grad_actions)`` rows of the cached forward pass are differentiated (SAC
         runs the current and the next observations in one forward pass, and trains on the first).
-        With ``u = mean + noise * std`` and ``a = tanh(u)``: ``d log_prob / d u = 2 a`` (the
-        derivative of the tanh correction ``-log(1 - tanh(u)^2)``), ``d log_prob / d log_std = -1``
+        With ``u = mean + noise * std``, ``a = tanh(u)`` and ``s = 1 - a^2``:
+        ``d log_prob / d u = 2 a s / (s + 1e-6)`` (the derivative of the correction
+        ``-log(1 - a^2 + 1e-6)``; it vanishes where the action saturates), ``d log_prob / d log_std = -1``
         directly, and ``d u / d log_std = noise * std``; ``log_std`` is clamped, so its gradient
         is zero outside ``[LOG_STD_MIN, LOG_STD_MAX]``.
         """
@@ -317,7 +321,8 @@ class SquashedGaussianActor(nn.Module):
         a, raw = actions[:rows], raw_log_std[:rows]
         grad_log_probs = torch.as_tensor(grad_log_probs, dtype=a.dtype, device=a.device)
         grad_log_probs = grad_log_probs.unsqueeze(-1) if grad_log_probs.dim() == 1 else grad_log_probs
-        grad_pre = grad_actions * (1.0 - a.square()) + grad_log_probs * 2.0 * a
+        slope = 1.0 - a.square()
+        grad_pre = grad_actions * slope + grad_log_probs * 2.0 * a * slope / (slope + SQUASH_EPS)
         in_range = (raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX)
         grad_log_std = (grad_pre * noise[:rows] * std[:rows] - grad_log_probs) * in_range
         h = hidden[:rows]
