@@ -42,7 +42,7 @@ from daedalus.nn.optim import Adam, Optimizer
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
-__all__ = ["AGENT_SPEC", "SACAgent", "SACConfig", "make_sac_agent", "sac_actor_loss", "sac_closed_form_step", "sac_alpha_loss", "sac_critic_loss", "sac_update", "train_sac"]
+__all__ = ["AGENT_SPEC", "SACAgent", "SACConfig", "make_sac_agent", "sac_actor_loss", "sac_autograd_step", "sac_closed_form_step", "sac_alpha_loss", "sac_critic_loss", "sac_update", "train_sac"]
 
 
 # --------------------------------------------------------------------------- config
@@ -321,52 +321,51 @@ def sac_closed_form_step(agent: SACAgent, batch: ReplaySample, config: SACConfig
     return metrics
 
 
+def sac_autograd_step(agent: SACAgent, batch: ReplaySample, config: SACConfig) -> dict[str, torch.Tensor]:
+    """One SAC gradient step with autograd on :func:`sac_alpha_loss`, :func:`sac_critic_loss` and
+    :func:`sac_actor_loss`: the reference :func:`sac_closed_form_step` is tested against, and the
+    path for activations the closed form does not cover."""
+    metrics: dict[str, torch.Tensor] = {}
+    actions, log_probs = agent.actor(batch.obs, agent.generator)
+
+    # This step's losses use alpha from *before* its temperature update (as SB3 does).
+    alpha = agent.log_alpha.detach().exp()
+    metrics["charts/alpha"] = alpha
+    if config.autotune_entropy:
+        alpha_loss = sac_alpha_loss(agent.log_alpha, log_probs, agent.target_entropy)
+        agent.alpha_optimizer.zero_grad()
+        alpha_loss.backward()
+        agent.alpha_optimizer.step()
+        metrics["loss/alpha"] = alpha_loss.detach()
+
+    critic_loss, critic_metrics = sac_critic_loss(agent, batch, alpha)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+
+    actor_loss, actor_metrics = sac_actor_loss(agent, batch.obs, actions, log_probs, alpha)
+    agent.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    return {**metrics, **critic_metrics, **actor_metrics}
+
+
 def sac_update(agent: SACAgent, buffer: ReplayBuffer, config: SACConfig) -> dict[str, torch.Tensor]:
     """``gradient_steps`` SAC gradient steps (temperature → critics → actor → targets); metrics of the last one.
 
-    With ``closed_form_backward`` (and relu/tanh networks) each step is :func:`sac_closed_form_step`;
-    otherwise autograd differentiates :func:`sac_alpha_loss`, :func:`sac_critic_loss` and
-    :func:`sac_actor_loss` (the reference the closed form is tested against).
+    Each step is :func:`sac_closed_form_step` with ``closed_form_backward`` and relu/tanh networks,
+    else :func:`sac_autograd_step`; the target critics follow every ``target_update_interval`` steps.
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
     closed_form = config.closed_form_backward and agent.actor.closed_form and agent.critic.closed_form
+    step = sac_closed_form_step if closed_form else sac_autograd_step
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
-        batch = samples.slice(index * size, (index + 1) * size)
-        if closed_form:
-            metrics = sac_closed_form_step(agent, batch, config)
-            agent.num_updates += 1
-            if agent.num_updates % config.target_update_interval == 0:
-                polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
-            continue
-        actions, log_probs = agent.actor(batch.obs, agent.generator)
-
-        # This step's losses use alpha from *before* its temperature update (as SB3 does).
-        alpha = agent.log_alpha.detach().exp()
-        if config.autotune_entropy:
-            alpha_loss = sac_alpha_loss(agent.log_alpha, log_probs, agent.target_entropy)
-            agent.alpha_optimizer.zero_grad()
-            alpha_loss.backward()
-            agent.alpha_optimizer.step()
-            metrics["loss/alpha"] = alpha_loss.detach()
-
-        critic_loss, critic_metrics = sac_critic_loss(agent, batch, alpha)
-        agent.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        agent.critic_optimizer.step()
-
-        actor_loss, actor_metrics = sac_actor_loss(agent, batch.obs, actions, log_probs, alpha)
-        agent.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        agent.actor_optimizer.step()
-
+        metrics = step(agent, samples.slice(index * size, (index + 1) * size), config)
         agent.num_updates += 1
         if agent.num_updates % config.target_update_interval == 0:
             polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
-        metrics.update(critic_metrics)
-        metrics.update(actor_metrics)
-        metrics["charts/alpha"] = alpha
     return metrics
 
 

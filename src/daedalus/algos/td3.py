@@ -40,7 +40,7 @@ from daedalus.nn.optim import Adam, Optimizer
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
-__all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_loss", "td3_closed_form_actor_step", "td3_closed_form_critic_step", "td3_critic_loss", "td3_targets", "td3_update", "train_td3"]
+__all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_loss", "td3_autograd_actor_step", "td3_autograd_critic_step", "td3_closed_form_actor_step", "td3_closed_form_critic_step", "td3_critic_loss", "td3_targets", "td3_update", "train_td3"]
 
 
 # --------------------------------------------------------------------------- config
@@ -302,40 +302,43 @@ def td3_closed_form_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, 
     return {"loss/actor": -q_first.mean()}
 
 
+def td3_autograd_critic_step(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> dict[str, torch.Tensor]:
+    """The critic step with autograd on :func:`td3_critic_loss` (the closed form's reference)."""
+    critic_loss, metrics = td3_critic_loss(agent, batch, config)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    return metrics
+
+
+def td3_autograd_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The actor step with autograd on :func:`td3_actor_loss` (the closed form's reference)."""
+    actor_loss, metrics = td3_actor_loss(agent, obs)
+    agent.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    return metrics
+
+
 def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict[str, torch.Tensor]:
     """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets.
 
     With ``closed_form_backward`` (and relu/tanh networks) the steps are
-    :func:`td3_closed_form_critic_step` and :func:`td3_closed_form_actor_step`; otherwise autograd
-    differentiates :func:`td3_critic_loss` and :func:`td3_actor_loss` (the reference the closed
-    form is tested against).
+    :func:`td3_closed_form_critic_step` and :func:`td3_closed_form_actor_step`, else their autograd
+    references :func:`td3_autograd_critic_step` and :func:`td3_autograd_actor_step`.
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
     closed_form = config.closed_form_backward and agent.actor.closed_form and agent.critic.closed_form
+    critic_step = td3_closed_form_critic_step if closed_form else td3_autograd_critic_step
+    actor_step = td3_closed_form_actor_step if closed_form else td3_autograd_actor_step
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
         batch = samples.slice(index * size, (index + 1) * size)
-        if closed_form:
-            metrics.update(td3_closed_form_critic_step(agent, batch, config))
-            agent.num_updates += 1
-            if agent.num_updates % config.policy_delay == 0:
-                metrics.update(td3_closed_form_actor_step(agent, batch.obs))
-                polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
-                polyak_update(agent.actor_target.parameters(), agent.actor.parameters(), config.tau)
-            continue
-        critic_loss, critic_metrics = td3_critic_loss(agent, batch, config)
-        agent.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        agent.critic_optimizer.step()
-        metrics.update(critic_metrics)
+        metrics.update(critic_step(agent, batch, config))
         agent.num_updates += 1
         if agent.num_updates % config.policy_delay == 0:
-            actor_loss, actor_metrics = td3_actor_loss(agent, batch.obs)
-            agent.actor_optimizer.zero_grad()
-            actor_loss.backward()
-            agent.actor_optimizer.step()
-            metrics.update(actor_metrics)
+            metrics.update(actor_step(agent, batch.obs))
             polyak_update(agent.critic_target.parameters(), agent.critic.parameters(), config.tau)
             polyak_update(agent.actor_target.parameters(), agent.actor.parameters(), config.tau)
     return metrics

@@ -14,11 +14,11 @@ Small MLPs on a CPU spend more time in per-module and per-op dispatch than in ar
   use it by default (``closed_form_backward``); it matches autograd to float precision
   (``tests/unit/test_offpolicy_closed_form.py``).
 
-Why the closed form is ~2x faster at the rl-zoo3 sizes (256x256 and 400x300 at batch 256) on a
-CPU: the matmuls are the same, but each autograd op allocates a fresh 0.5 MB activation or
-gradient; fresh memory is page-faulted and cache-cold, so an elementwise op on it (ReLU, its
-backward, a bias add) measured 85-250 us inside a SAC step against ~15 us on a reused buffer, and
-a boolean-mask multiply 170 us against 16 us for the in-place ``threshold_backward``.
+Why the closed form is faster at the rl-zoo3 sizes (256x256 and 400x300 at batch 256) on a CPU,
+though the matmuls are the same: autograd allocates a fresh activation or gradient per op, and fresh
+memory is page-faulted and cache-cold (``benchmarks/offpolicy_update_step.py``: ~200-260 page faults
+per autograd SAC step, none in the closed form); the in-place ReLU backward (``threshold_backward``
+into the gradient, 16 us on a 2x256x256 tensor) replaces a boolean-mask multiply (170 us).
 
 Initialization follows ``torch.nn.Linear``'s default (what SB3 and CleanRL use for these
 algorithms): weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
@@ -66,20 +66,23 @@ def mlp_network(input_dim: int, hidden_sizes: Sequence[int], output_dim: int, ac
 
 
 class Workspace:
-    """Named tensors reused from one gradient step to the next (allocated on first use or shape change).
+    """Tensors reused from one gradient step to the next, one per (name, shape, dtype, device).
 
-    A buffer's content is valid until the same name is requested again, so a name belongs to one
-    role in one step (``"critic/h1"``); callers must not keep a buffer across steps.
+    A buffer's content is valid until the same name and shape are requested again, so a name belongs to
+    one role in one step (``"critic/h1"``); callers must not keep a buffer across steps. Keying on the
+    shape too means a role used at two sizes (TD3's critic pass over both members, then over the first
+    only) keeps two buffers instead of reallocating, and page-faulting, one at every switch.
     """
 
     def __init__(self) -> None:
-        self._tensors: dict[str, torch.Tensor] = {}
+        self._tensors: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialized ``shape`` tensor with ``like``'s dtype and device, the same one every call."""
-        tensor = self._tensors.get(name)
-        if tensor is None or tensor.shape != shape or tensor.device != like.device or tensor.dtype != like.dtype:
-            tensor = self._tensors[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        key = (name, tuple(shape), like.dtype, like.device)
+        tensor = self._tensors.get(key)
+        if tensor is None:
+            tensor = self._tensors[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return tensor
 
 
@@ -242,6 +245,13 @@ class EnsembleMLP(nn.Module):
         return grad
 
 
+def _squashed_sample(mean: torch.Tensor, log_std: torch.Tensor, std: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a = tanh(mean + noise * std)`` and ``log N(u) - sum log(1 - a^2 + SQUASH_EPS)`` (autograd-capable)."""
+    log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    actions = torch.tanh(mean + noise * std)
+    return actions, log_prob - torch.log(1.0 - actions.square() + SQUASH_EPS).sum(-1)
+
+
 class SquashedGaussianActor(nn.Module):
     """SAC's policy: a Gaussian over pre-squash actions, ``tanh`` into ``[-1, 1]`` (Haarnoja et al. 2018).
 
@@ -276,10 +286,7 @@ class SquashedGaussianActor(nn.Module):
         """A reparameterized sample in ``[-1, 1]`` and its log-probability."""
         mean, log_std = self.distribution(obs)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-        pre_squash = mean + noise * log_std.exp()
-        log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        actions = torch.tanh(pre_squash)
-        return actions, log_prob - torch.log(1.0 - actions.square() + SQUASH_EPS).sum(-1)
+        return _squashed_sample(mean, log_std, log_std.exp(), noise)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action ``tanh(mean)``."""
@@ -298,10 +305,7 @@ class SquashedGaussianActor(nn.Module):
         raw_log_std = torch.addmm(self.log_std.bias.detach(), hidden, self.log_std.weight.detach().t())
         log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std = log_std.exp()
-        pre_squash = mean + noise * std
-        log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        actions = torch.tanh(pre_squash)
-        log_prob = log_prob - torch.log(1.0 - actions.square() + SQUASH_EPS).sum(-1)
+        actions, log_prob = _squashed_sample(mean, log_std, std, noise)
         return actions, log_prob, (layers, inputs, hidden, raw_log_std, std, noise, actions)
 
     @torch.no_grad()
@@ -331,9 +335,7 @@ class SquashedGaussianActor(nn.Module):
         torch.mm(grad_log_std.t(), h, out=_grad(self.log_std.weight))
         torch.sum(grad_log_std, 0, out=_grad(self.log_std.bias))
         if layers:
-            # Into a reused buffer: a fresh (batch, hidden) result of a k=1 product measured ~190 us.
-            grad_hidden = _workspace(self).get("grad_hidden", h.shape, h)
-            torch.mm(grad_pre, self.mean.weight.detach(), out=grad_hidden)
+            grad_hidden = torch.mm(grad_pre, self.mean.weight.detach())
             grad_hidden.addmm_(grad_log_std, self.log_std.weight.detach())
             activation_backward_(grad_hidden, h, self.activation_name)
             linear_backward(layers, [x[:rows] for x in inputs], grad_hidden, self.activation_name, _workspace(self), "trunk")
