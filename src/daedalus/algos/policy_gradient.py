@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from daedalus.nn.flat import numpy_layers
 from daedalus.nn.networks import ActorCritic
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -101,16 +102,6 @@ def _numpy_plan(network: ActorCritic) -> Any:
     return cached[1]
 
 
-def _numpy_trunk(layers: list[tuple[Any, Any]], tanh: bool, x: Any) -> Any:
-    import numpy as np
-
-    for weight_t, bias in layers:
-        x = x @ weight_t
-        x += bias
-        np.tanh(x, out=x) if tanh else np.maximum(x, 0.0, out=x)
-    return x
-
-
 def forward_numpy(network: ActorCritic, obs: Any, policy: bool = True) -> tuple[Any, Any]:
     """``(policy_out, values)`` in numpy for a few float32 CPU observations (``policy_out`` is None unless ``policy``).
 
@@ -120,11 +111,11 @@ def forward_numpy(network: ActorCritic, obs: Any, policy: bool = True) -> tuple[
     """
     plan = _plan(network)
     actor, critic, actor_head, critic_head = _numpy_plan(network)
-    critic_hidden = _numpy_trunk(critic, plan.critic_tanh, obs)
+    critic_hidden = numpy_layers(critic, obs, "tanh" if plan.critic_tanh else "relu", activate_last=True)
     values = (critic_hidden @ critic_head[0] + critic_head[1])[:, 0]
     if not policy:
         return None, values
-    actor_hidden = critic_hidden if network.shared_trunk else _numpy_trunk(actor, plan.actor_tanh, obs)
+    actor_hidden = critic_hidden if network.shared_trunk else numpy_layers(actor, obs, "tanh" if plan.actor_tanh else "relu", activate_last=True)
     return actor_hidden @ actor_head[0] + actor_head[1], values
 
 

@@ -29,9 +29,27 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FlatMLP"]
+__all__ = ["FlatMLP", "numpy_layers"]
 
 FLAT_ACTIVATIONS = ("relu", "tanh")
+
+
+def numpy_layers(layers: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation: str, activate_last: bool = False) -> np.ndarray:
+    """``x @ W^T + b`` per ``(W^T, b)`` layer in numpy, ``relu``/``tanh`` in place between layers (and after the last if asked).
+
+    The acting path of the built-in agents (DQN's Q-network, PPO/A2C's actor-critic): for a few
+    rows, numpy on zero-copy views of the live weights costs ~2 us per layer against ~5 us per torch op.
+    """
+    last = len(layers) - 1
+    for index, (weight_t, bias) in enumerate(layers):
+        x = x @ weight_t
+        x += bias
+        if index < last or activate_last:
+            if activation == "relu":
+                np.maximum(x, 0.0, out=x)
+            else:
+                np.tanh(x, out=x)
+    return x
 
 
 class FlatMLP(nn.Module):
@@ -115,17 +133,7 @@ class FlatMLP(nn.Module):
             weights, biases = self._views(self.flat.detach())
             cache[key] = ([w.numpy().T for w in weights], [b.numpy() for b in biases])
         weights_t, biases = cache[key]
-        h = np.asarray(x, dtype=np.float32)
-        last = len(weights_t) - 1
-        for index, (weight_t, bias) in enumerate(zip(weights_t, biases, strict=True)):
-            h = h @ weight_t
-            h += bias
-            if index < last:
-                if self.activation == "relu":
-                    np.maximum(h, 0.0, out=h)
-                else:
-                    np.tanh(h, out=h)
-        return h
+        return numpy_layers(list(zip(weights_t, biases, strict=True)), np.asarray(x, dtype=np.float32), self.activation)
 
     @torch.no_grad()
     def forward_cached(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
