@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from replay_helpers import fill_replay
 
 from daedalus.algos.sac import SACConfig, make_sac_agent, sac_update
 from daedalus.algos.td3 import TD3Config, make_td3_agent, td3_update
@@ -139,13 +140,8 @@ OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACT = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
 
 
-def _buffer(agent, seed: int = 0):
-    buffer = agent.make_buffer(400, 2)
-    rng = np.random.default_rng(seed)
-    for t in range(80):
-        buffer.add(rng.normal(size=(2, 3)).astype(np.float32), rng.uniform(-1, 1, (2, 2)), rng.normal(size=2),
-                   np.array([t % 17 == 0, False]), np.array([False, t % 13 == 0]), rng.normal(size=(2, 3)).astype(np.float32))
-    return buffer
+def _buffer(agent):
+    return fill_replay(agent, steps=80, capacity=400)
 
 
 def _same_step(make, update, config_closed, config_autograd, modules) -> None:
@@ -180,11 +176,26 @@ def test_td3_closed_form_update_equals_autograd_update() -> None:
     _same_step(make_td3_agent, td3_update, TD3Config(**base), TD3Config(**base, closed_form_backward=False), ["actor", "actor_target", "critic", "critic_target"])
 
 
-def test_unsupported_activation_falls_back_to_autograd() -> None:
+def test_unsupported_activation_falls_back_to_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    import daedalus.algos.sac as sac
+
+    def closed_form_must_not_run(*args, **kwargs):
+        raise AssertionError("elu networks have no closed form")
+
+    monkeypatch.setattr(sac, "sac_closed_form_step", closed_form_must_not_run)
     torch.set_default_dtype(torch.float32)
     config = SACConfig(hidden_sizes=[8], batch_size=16, activation="elu")
     agent = make_sac_agent(OBS, ACT, config, seed=0)
-    assert not agent.critic.closed_form
+    assert not agent.critic.closed_form and not agent.actor.closed_form
     before = [p.detach().clone() for p in agent.actor.parameters()]
     sac_update(agent, _buffer(agent), config)
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, agent.actor.parameters(), strict=True))
+
+
+def test_workspace_keeps_one_buffer_per_name_and_shape() -> None:
+    workspace, like = Workspace(), torch.zeros(1)
+    both = workspace.get("critic/h0", (2, 4, 3), like)
+    first = workspace.get("critic/h0", (1, 4, 3), like)  # TD3's first-critic pass
+    assert both.data_ptr() != first.data_ptr()
+    assert workspace.get("critic/h0", (2, 4, 3), like) is both  # no reallocation when switching back
+    assert workspace.get("critic/h0", (1, 4, 3), like) is first

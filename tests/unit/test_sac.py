@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from replay_helpers import fill_replay
 
 from daedalus.algos.sac import SACConfig, make_sac_agent, sac_alpha_loss, sac_update
 from daedalus.nn.offpolicy import SquashedGaussianActor
@@ -20,12 +21,7 @@ ACT = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
 
 def filled(config: SACConfig, seed: int = 0):
     agent = make_sac_agent(OBS, ACT, config, seed=seed)
-    buffer = agent.make_buffer(500, 2)
-    rng = np.random.default_rng(seed)
-    for t in range(60):
-        buffer.add(rng.normal(size=(2, 3)).astype(np.float32), rng.uniform(-1, 1, (2, 1)), rng.normal(size=2),
-                   np.array([t % 17 == 0, False]), np.array([False, t % 13 == 0]), rng.normal(size=(2, 3)).astype(np.float32))
-    return agent, buffer
+    return agent, fill_replay(agent, seed=seed)
 
 
 @pytest.mark.parametrize(("entropy", "direction"), [(3.0, -1), (-3.0, +1)])

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from replay_helpers import fill_replay
 
 from daedalus.algos.td3 import TD3Config, make_td3_agent, td3_actor_loss, td3_targets, td3_update
 from daedalus.buffers.replay import ReplaySample
@@ -19,12 +20,7 @@ ACT = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
 
 def filled(config: TD3Config, seed: int = 0):
     agent = make_td3_agent(OBS, ACT, config, seed=seed)
-    buffer = agent.make_buffer(500, 2)
-    rng = np.random.default_rng(seed)
-    for t in range(60):
-        buffer.add(rng.normal(size=(2, 3)).astype(np.float32), rng.uniform(-1, 1, (2, 2)), rng.normal(size=2),
-                   np.array([t % 17 == 0, False]), np.array([False, t % 13 == 0]), rng.normal(size=(2, 3)).astype(np.float32))
-    return agent, buffer
+    return agent, fill_replay(agent, seed=seed)
 
 
 def test_delayed_actor_and_target_updates() -> None:
