@@ -99,7 +99,7 @@ def test_epsilon_schedule_and_validation() -> None:
     config = DQNConfig(total_steps=1000, exploration_fraction=0.5, exploration_initial_eps=1.0, exploration_final_eps=0.1, learning_starts=0)
     agent = make_dqn_agent(SPACE_OBS, SPACE_ACT, config, seed=0)
     assert agent.epsilon(0) == 1.0 and agent.epsilon(250) == pytest.approx(0.55) and agent.epsilon(900) == pytest.approx(0.1)
-    with pytest.raises(ProfileError, match="gradient_steps"):
+    with pytest.raises(ValueError, match="gradient_steps: 'gradient_steps' must be >= 1"):
         DQNConfig(gradient_steps=0)
     with pytest.raises(ProfileError, match="Discrete"):
         make_dqn_agent(SPACE_OBS, gym.spaces.Box(-1, 1, (2,)), config)

@@ -19,7 +19,6 @@ from daedalus.algos.ppo import (
     train_ppo,
 )
 from daedalus.buffers import RolloutBatch
-from daedalus.errors import ProfileError
 from daedalus.types import TrainContext
 
 
@@ -158,9 +157,9 @@ def test_checkpoint_round_trip_acts_identically(env_id):
 def test_config_fields_documented_and_validated():
     for f in dataclasses.fields(PPOConfig):
         assert f.metadata.get("help"), f"PPOConfig.{f.name} has no help text"
-    with pytest.raises(ProfileError, match="num_minibatches"):
+    with pytest.raises(ValueError, match="num_minibatches: 'num_minibatches' must be >= 1, got 0"):
         PPOConfig(num_minibatches=0)
-    with pytest.raises(ProfileError, match="activation"):
+    with pytest.raises(ValueError, match="activation: 'activation' must be one of"):
         PPOConfig(activation="sigmoidish")
     assert AGENT_SPEC.agent_id == "ppo" and AGENT_SPEC.config_class is PPOConfig
     assert issubclass(PPOAgent, TensorAgent)

@@ -19,9 +19,11 @@ import inspect
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, check_fields, param
 
 if TYPE_CHECKING:
     from daedalus.evaluation import EvalResult
@@ -30,89 +32,62 @@ if TYPE_CHECKING:
 __all__ = ["BaseLoop", "DefaultLoop", "LoopConfig", "call_memorize", "recorded_episode"]
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class LoopConfig:
     """Options of the default loop (the profile's ``loop:`` section); Gym Loop's names."""
 
-    max_episodes: int = field(
-        default=100, metadata=_help("Episodes to run in total, random warm-up episodes included.")
+    max_episodes: int = param(
+        100, "Episodes to run in total, random warm-up episodes included.", AT_LEAST_ONE
     )
-    max_episode_len: int | None = field(
-        default=5000,
-        metadata=_help(
-            "Cut an episode after this many steps; the cut is a truncation. "
-            "null: only the env's own time limit."
-        ),
+    max_episode_len: int | None = param(
+        5000,
+        "Cut an episode after this many steps; the cut is a truncation. "
+        "null: only the env's own time limit.",
+        AT_LEAST_ONE,
     )
-    episodes_per_checkpoint: int | None = field(
-        default=100, metadata=_help("Save a checkpoint every N episodes. null: only at the end.")
+    episodes_per_checkpoint: int | None = param(
+        100, "Save a checkpoint every N episodes. null: only at the end.", AT_LEAST_ONE
     )
-    time_per_checkpoint: float | None = field(
-        default=None,
-        metadata=_help(
-            "Also save a checkpoint when this many seconds have passed since the last one "
-            "(checked at episode ends). null: off."
-        ),
+    time_per_checkpoint: float | None = param(
+        None,
+        "Also save a checkpoint when this many seconds have passed since the last one "
+        "(checked at episode ends). null: off.",
+        POSITIVE,
     )
-    eval_episodes: int = field(
-        default=10,
-        metadata=_help(
-            "Episodes run without memorize/update after training; their mean return is the "
-            "run's final return. Also what 'daedalus evaluate PROFILE' runs. 0: none."
-        ),
+    eval_episodes: int = param(
+        10,
+        "Episodes run without memorize/update after training; their mean return is the "
+        "run's final return. Also what 'daedalus evaluate PROFILE' runs. 0: none.",
+        NONNEGATIVE,
     )
-    random_episodes: int = field(
-        default=0,
-        metadata=_help(
-            "Warm-up: the first N episodes take random actions (memorize is called, update is not)."
-        ),
+    random_episodes: int = param(
+        0,
+        "Warm-up: the first N episodes take random actions (memorize is called, update is not).",
+        NONNEGATIVE,
     )
-    render: bool = field(
-        default=False,
-        metadata=_help("Watch training: the env is created with render_mode='human'."),
+    render: bool = param(False, "Watch training: the env is created with render_mode='human'.")
+    record: bool = param(
+        False,
+        "Record videos of training episodes 0, 1, 8, 27, 64, ... (cubes, then every "
+        "1000th) to <run>/videos/ (needs daedalus[video]).",
     )
-    record: bool = field(
-        default=False,
-        metadata=_help(
-            "Record videos of training episodes 0, 1, 8, 27, 64, ... (cubes, then every "
-            "1000th) to <run>/videos/ (needs daedalus[video])."
-        ),
-    )
-    logdir: str | None = field(
-        default=None,
-        metadata=_help(
-            "Folder for the loop's episodes.csv (default: the run folder); when set, "
-            "TensorBoard events of the loop go to <logdir>/tb too."
-        ),
+    logdir: str | None = param(
+        None,
+        "Folder for the loop's episodes.csv (default: the run folder); when set, "
+        "TensorBoard events of the loop go to <logdir>/tb too.",
     )
 
     def __post_init__(self) -> None:
-        if self.max_episodes < 1:
-            raise ValueError(f"max_episodes must be >= 1, got {self.max_episodes}")
-        if self.max_episode_len is not None and self.max_episode_len < 1:
-            raise ValueError(f"max_episode_len must be >= 1 or null, got {self.max_episode_len}")
-        if self.episodes_per_checkpoint is not None and self.episodes_per_checkpoint < 1:
+        check_fields(self)
+        if self.random_episodes > self.max_episodes:
             raise ValueError(
-                f"episodes_per_checkpoint must be >= 1 or null, got {self.episodes_per_checkpoint}"
-            )
-        if self.time_per_checkpoint is not None and not self.time_per_checkpoint > 0:
-            raise ValueError(
-                f"time_per_checkpoint must be > 0 seconds or null, got {self.time_per_checkpoint}"
-            )
-        if self.eval_episodes < 0:
-            raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
-        if not 0 <= self.random_episodes <= self.max_episodes:
-            raise ValueError(
-                f"random_episodes must be between 0 and max_episodes ({self.max_episodes}), "
-                f"got {self.random_episodes}"
+                f"random_episodes: {self.random_episodes} is more than max_episodes "
+                f"({self.max_episodes}); random_episodes must be between 0 and max_episodes. "
+                "Lower random_episodes or raise max_episodes"
             )
         if self.render and self.record:
             raise ValueError(
-                "render and record cannot both be true: an env has one render_mode "
+                "record: render and record cannot both be true: an env has one render_mode "
                 "('human' to watch, 'rgb_array' to record). Turn one of them off"
             )
 

@@ -14,7 +14,7 @@ gae_lambda 1.0, no advantage normalization, grad norm 0.5), so results compare d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,31 +25,32 @@ from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_
 from daedalus.buffers.rollout import RolloutBatch
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam, RMSprop
+from daedalus.params import AT_LEAST_ONE, POSITIVE, UNIT, Range, param
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
 __all__ = ["AGENT_SPEC", "A2CAgent", "A2CConfig", "a2c_loss", "a2c_update", "make_a2c_agent", "train_a2c"]
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 # --------------------------------------------------------------------------- config
+
+#: RMSprop's smoothing constant: alpha = 1 never updates the (zero) square average and
+#: alpha > 1 makes it negative, so within [0, 1).
+_SMOOTHING = Range(low=0, high=1, high_open=True)
 
 
 @dataclass
 class A2CConfig(OnPolicyConfig):
     """A2C hyperparameters; fields shared with PPO come from :class:`OnPolicyConfig`."""
 
-    num_steps: int = field(default=5, metadata=_help("Steps per env copy in each rollout (one gradient step per rollout)."))
-    learning_rate: float = field(default=7e-4, metadata=_help("Optimizer learning rate (initial value when anneal_lr)."))
-    anneal_lr: bool = field(default=False, metadata=_help("Decay the learning rate linearly to 0 over total_steps."))
-    gae_lambda: float = field(default=1.0, metadata=_help("GAE lambda; 1.0 gives plain n-step returns, as in the A3C paper."))
-    norm_adv: bool = field(default=False, metadata=_help("Normalize advantages over each rollout."))
-    use_rms_prop: bool = field(default=True, metadata=_help("RMSprop (the paper's and SB3's optimizer); false uses Adam."))
-    rms_prop_alpha: float = field(default=0.99, metadata=_help("RMSprop smoothing constant."))
-    rms_prop_eps: float = field(default=1e-5, metadata=_help("RMSprop epsilon (also Adam's when use_rms_prop is false)."))
+    num_steps: int = param(5, "Steps per env copy in each rollout (one gradient step per rollout).", AT_LEAST_ONE)
+    learning_rate: float = param(7e-4, "Optimizer learning rate (initial value when anneal_lr).", POSITIVE)
+    anneal_lr: bool = param(False, "Decay the learning rate linearly to 0 over total_steps.")
+    gae_lambda: float = param(1.0, "GAE lambda; 1.0 gives plain n-step returns, as in the A3C paper.", UNIT)
+    norm_adv: bool = param(False, "Normalize advantages over each rollout.")
+    use_rms_prop: bool = param(True, "RMSprop (the paper's and SB3's optimizer); false uses Adam.")
+    rms_prop_alpha: float = param(0.99, "RMSprop smoothing constant.", _SMOOTHING)
+    rms_prop_eps: float = param(1e-5, "RMSprop epsilon (also Adam's when use_rms_prop is false).", POSITIVE)
 
 
 # --------------------------------------------------------------------------- agent
@@ -155,4 +156,5 @@ AGENT_SPEC = AgentSpec(
     description="Advantage Actor-Critic (synchronous A3C), MLP actor-critic",
     config_class=A2CConfig,
     action_spaces=("Discrete", "MultiDiscrete", "Box"),
+    flat_observations=True,
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,15 @@ from daedalus.errors import ProfileError
 from daedalus.nn.flat import FLAT_ACTIVATIONS, FlatMLP
 from daedalus.nn.offpolicy import polyak_update
 from daedalus.nn.optim import Adam
+from daedalus.params import (
+    AT_LEAST_ONE,
+    NONNEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    UNIT,
+    check_fields,
+    param,
+)
 from daedalus.sampling import LinearSchedule
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
@@ -48,58 +57,44 @@ __all__ = ["AGENT_SPEC", "DQNAgent", "DQNConfig", "dqn_closed_form_step", "dqn_l
 # --------------------------------------------------------------------------- config
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class DQNConfig:
     """DQN hyperparameters (SB3 / rl-zoo3 vocabulary, CartPole-v1 zoo values as defaults)."""
 
-    total_steps: int = field(default=50_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
-    learning_rate: float = field(default=2.3e-3, metadata=_help("Adam learning rate."))
-    adam_eps: float = field(default=1e-8, metadata=_help("Adam epsilon (torch's and SB3's default)."))
-    buffer_size: int = field(default=100_000, metadata=_help("Replay buffer capacity in transitions."))
-    learning_starts: int = field(default=1_000, metadata=_help("Environment steps of uniformly random actions before learning starts."))
-    batch_size: int = field(default=64, metadata=_help("Transitions per gradient step."))
-    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
-    n_steps: int = field(default=1, metadata=_help("n-step returns (1 = the classic one-step TD target)."))
-    tau: float = field(default=1.0, metadata=_help("Target update coefficient: 1 copies the Q-network (hard update), < 1 is Polyak averaging."))
-    target_update_interval_steps: int = field(default=10, metadata=_help("Update the target network every this many environment steps."))
-    train_frequency_steps: int = field(default=256, metadata=_help("Run an update (gradient_steps gradient steps) every this many environment steps."))
-    gradient_steps: int = field(default=128, metadata=_help("Gradient steps per update."))
-    double_dqn: bool = field(default=False, metadata=_help("Double DQN target: the online network picks the next action, the target network values it."))
-    exploration_initial_eps: float = field(default=1.0, metadata=_help("Epsilon of the epsilon-greedy policy at step 0."))
-    exploration_final_eps: float = field(default=0.04, metadata=_help("Epsilon after the linear decay."))
-    exploration_fraction: float = field(default=0.16, metadata=_help("Fraction of total_steps over which epsilon decays linearly."))
-    max_grad_norm: float = field(default=10.0, metadata=_help("Global gradient-norm clipping threshold."))
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256], metadata=_help("Hidden layer sizes of the Q-network MLP."))
-    activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {list(FLAT_ACTIVATIONS)}."))
-    closed_form_backward: bool = field(default=True, metadata=_help("Compute the Huber-loss gradient in closed form instead of with autograd (same numbers, ~2x faster gradient steps on a CPU)."))
-    save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
-    eval_every_steps: int = field(default=10_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
-    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
-    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate greedily instead of epsilon-greedy."))
-    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
-    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
-    checkpoint_every_steps: int = field(default=50_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
-    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
-    log_every_steps: int = field(default=2_000, metadata=_help("Log metrics every this many steps."))
-    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 1 is fastest for small MLPs on few cores; 0 keeps torch's default."))
-    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+    total_steps: int = param(50_000, "Environment steps to train for, summed over all envs and agents.", AT_LEAST_ONE)
+    learning_rate: float = param(2.3e-3, "Adam learning rate.", POSITIVE)
+    adam_eps: float = param(1e-8, "Adam epsilon (torch's and SB3's default).", POSITIVE)
+    buffer_size: int = param(100_000, "Replay buffer capacity in transitions.", AT_LEAST_ONE)
+    learning_starts: int = param(1_000, "Environment steps of uniformly random actions before learning starts.", NONNEGATIVE)
+    batch_size: int = param(64, "Transitions per gradient step.", AT_LEAST_ONE)
+    gamma: float = param(0.99, "Discount factor.", UNIT)
+    n_steps: int = param(1, "n-step returns (1 = the classic one-step TD target).", AT_LEAST_ONE)
+    tau: float = param(1.0, "Target update coefficient: 1 copies the Q-network (hard update), < 1 is Polyak averaging.", PROBABILITY)
+    target_update_interval_steps: int = param(10, "Update the target network every this many environment steps.", AT_LEAST_ONE)
+    train_frequency_steps: int = param(256, "Run an update (gradient_steps gradient steps) every this many environment steps.", AT_LEAST_ONE)
+    gradient_steps: int = param(128, "Gradient steps per update.", AT_LEAST_ONE)
+    double_dqn: bool = param(False, "Double DQN target: the online network picks the next action, the target network values it.")
+    exploration_initial_eps: float = param(1.0, "Epsilon of the epsilon-greedy policy at step 0.", UNIT)
+    exploration_final_eps: float = param(0.04, "Epsilon after the linear decay.", UNIT)
+    exploration_fraction: float = param(0.16, "Fraction of total_steps over which epsilon decays linearly.", PROBABILITY)
+    max_grad_norm: float = param(10.0, "Global gradient-norm clipping threshold.", POSITIVE)
+    hidden_sizes: list[int] = param([256, 256], "Hidden layer sizes of the Q-network MLP.", AT_LEAST_ONE)
+    activation: str = param("relu", f"Hidden activation: one of {list(FLAT_ACTIVATIONS)}.", choices=FLAT_ACTIVATIONS)
+    closed_form_backward: bool = param(True, "Compute the Huber-loss gradient in closed form instead of with autograd (same numbers, ~2x faster gradient steps on a CPU).")
+    save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
+    eval_every_steps: int = param(10_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
+    eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
+    eval_deterministic: bool = param(True, "Evaluate greedily instead of epsilon-greedy.")
+    final_eval_episodes: int = param(20, "Episodes of the evaluation run when training completes (written to eval.json); 0 disables.", NONNEGATIVE)
+    target_return: float | None = param(None, "Stop training once a periodic evaluation's mean return reaches this; null disables.")
+    checkpoint_every_steps: int = param(50_000, "Write a checkpoint step-<N> every this many steps; 0 disables.", NONNEGATIVE)
+    keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
+    log_every_steps: int = param(2_000, "Log metrics every this many steps.", AT_LEAST_ONE)
+    torch_threads: int = param(1, "torch CPU threads while training; 1 is fastest for small MLPs on few cores; 0 keeps torch's default.", NONNEGATIVE)
+    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
-        for name in ("total_steps", "buffer_size", "batch_size", "n_steps", "target_update_interval_steps", "train_frequency_steps", "gradient_steps", "eval_episodes", "log_every_steps"):
-            if getattr(self, name) < 1:
-                raise ProfileError(f"DQN config: {name} must be >= 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ProfileError("DQN config: gamma must be within [0, 1] and tau within (0, 1].")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ProfileError(f"DQN config: exploration_fraction must be within (0, 1], got {self.exploration_fraction}.")
-        if self.activation not in FLAT_ACTIVATIONS:
-            raise ProfileError(f"DQN config: activation '{self.activation}' is not supported; use one of {list(FLAT_ACTIVATIONS)}.")
-        if self.rollout_worker not in ("serial", "subprocess"):
-            raise ProfileError(f"DQN config: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        check_fields(self)  # ranges and choices (a profile's values were checked on load already)
         self.hidden_sizes = [int(size) for size in self.hidden_sizes]
 
 
@@ -355,4 +350,5 @@ AGENT_SPEC = AgentSpec(
     description="Deep Q-Network (optionally Double DQN, n-step), MLP Q-network, replay buffer",
     config_class=DQNConfig,
     action_spaces=("Discrete",),
+    flat_observations=True,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,14 +27,11 @@ from daedalus.evaluation import evaluate
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
+from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, UNIT, check_fields, param
 from daedalus.rollout.worker import RolloutWorker
 from daedalus.types import TrainContext
 
 __all__ = ["ActorCriticAgent", "OnPolicyConfig", "Update", "train_on_policy"]
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 # --------------------------------------------------------------------------- config
@@ -44,45 +41,36 @@ def _help(text: str) -> dict[str, str]:
 class OnPolicyConfig:
     """What every on-policy actor-critic algorithm shares: rollouts, network, schedules, bookkeeping."""
 
-    total_steps: int = field(default=100_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
-    num_steps: int = field(default=128, metadata=_help("Steps per env copy in each rollout; a rollout holds num_steps * num_envs * num_agents transitions."))
-    learning_rate: float = field(default=2.5e-4, metadata=_help("Adam learning rate (initial value when anneal_lr)."))
-    anneal_lr: bool = field(default=True, metadata=_help("Decay the learning rate linearly to 0 over total_steps."))
-    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
-    gae_lambda: float = field(default=0.95, metadata=_help("GAE lambda: bias/variance trade-off of the advantage estimate."))
-    vf_coef: float = field(default=0.5, metadata=_help("Value loss coefficient c1; the value loss is the paper's (V - V_target)^2 (as SB3; CleanRL halves it)."))
-    ent_coef: float = field(default=0.0, metadata=_help("Entropy bonus coefficient c2."))
-    max_grad_norm: float = field(default=0.5, metadata=_help("Global gradient-norm clipping threshold."))
-    norm_adv: bool = field(default=True, metadata=_help("Normalize advantages per minibatch (zero mean, unit std)."))
-    normalize_obs: bool = field(default=False, metadata=_help("Normalize observations with running mean/std (saved with the agent)."))
-    obs_clip: float = field(default=10.0, metadata=_help("Clip normalized observations to [-obs_clip, obs_clip]."))
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64], metadata=_help("Hidden layer sizes of the actor and of the critic MLP (net_arch)."))
-    activation: str = field(default="tanh", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
-    shared_trunk: bool = field(default=False, metadata=_help("Actor and critic share their hidden layers."))
-    log_std_init: float = field(default=0.0, metadata=_help("Initial log standard deviation of Gaussian policies (Box actions)."))
-    eval_every_steps: int = field(default=10_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
-    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
-    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate with the policy's mode instead of sampling."))
-    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
-    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
-    checkpoint_every_steps: int = field(default=50_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
-    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
-    log_every_steps: int = field(default=2_000, metadata=_help("Log metrics every this many steps."))
-    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 1 is fastest for small MLPs (less sync overhead); 0 keeps torch's default."))
-    closed_form_gradients: bool = field(default=True, metadata=_help("Use the hand-derived gradient of the built-in loss (MLP, tanh/relu, categorical/Gaussian) instead of autograd: same result, several times faster on a CPU."))
-    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+    total_steps: int = param(100_000, "Environment steps to train for, summed over all envs and agents.", AT_LEAST_ONE)
+    num_steps: int = param(128, "Steps per env copy in each rollout; a rollout holds num_steps * num_envs * num_agents transitions.", AT_LEAST_ONE)
+    learning_rate: float = param(2.5e-4, "Adam learning rate (initial value when anneal_lr).", POSITIVE)
+    anneal_lr: bool = param(True, "Decay the learning rate linearly to 0 over total_steps.")
+    gamma: float = param(0.99, "Discount factor.", UNIT)
+    gae_lambda: float = param(0.95, "GAE lambda: bias/variance trade-off of the advantage estimate.", UNIT)
+    vf_coef: float = param(0.5, "Value loss coefficient c1; the value loss is the paper's (V - V_target)^2 (as SB3; CleanRL halves it).", NONNEGATIVE)
+    ent_coef: float = param(0.0, "Entropy bonus coefficient c2.", NONNEGATIVE)
+    max_grad_norm: float = param(0.5, "Global gradient-norm clipping threshold.", POSITIVE)
+    norm_adv: bool = param(True, "Normalize advantages per minibatch (zero mean, unit std).")
+    normalize_obs: bool = param(False, "Normalize observations with running mean/std (saved with the agent).")
+    obs_clip: float = param(10.0, "Clip normalized observations to [-obs_clip, obs_clip].", POSITIVE)
+    hidden_sizes: list[int] = param([64, 64], "Hidden layer sizes of the actor and of the critic MLP (net_arch).", AT_LEAST_ONE)
+    activation: str = param("tanh", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    shared_trunk: bool = param(False, "Actor and critic share their hidden layers.")
+    log_std_init: float = param(0.0, "Initial log standard deviation of Gaussian policies (Box actions).")
+    eval_every_steps: int = param(10_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
+    eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
+    eval_deterministic: bool = param(True, "Evaluate with the policy's mode instead of sampling.")
+    final_eval_episodes: int = param(20, "Episodes of the evaluation run when training completes (written to eval.json); 0 disables.", NONNEGATIVE)
+    target_return: float | None = param(None, "Stop training once a periodic evaluation's mean return reaches this; null disables.")
+    checkpoint_every_steps: int = param(50_000, "Write a checkpoint step-<N> every this many steps; 0 disables.", NONNEGATIVE)
+    keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
+    log_every_steps: int = param(2_000, "Log metrics every this many steps.", AT_LEAST_ONE)
+    torch_threads: int = param(1, "torch CPU threads while training; 1 is fastest for small MLPs (less sync overhead); 0 keeps torch's default.", NONNEGATIVE)
+    closed_form_gradients: bool = param(True, "Use the hand-derived gradient of the built-in loss (MLP, tanh/relu, categorical/Gaussian) instead of autograd: same result, several times faster on a CPU.")
+    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
-        positive = ("total_steps", "num_steps", "eval_episodes", "log_every_steps")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ProfileError(f"{type(self).__name__}: {name} must be >= 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
-            raise ProfileError(f"{type(self).__name__}: gamma and gae_lambda must be within [0, 1].")
-        if self.activation not in ACTIVATIONS:
-            raise ProfileError(f"{type(self).__name__}: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
-        if self.rollout_worker not in ("serial", "subprocess"):
-            raise ProfileError(f"{type(self).__name__}: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        check_fields(self)  # ranges and choices (a profile's values were checked on load already)
         self.hidden_sizes = [int(size) for size in self.hidden_sizes]
 
 

@@ -14,7 +14,7 @@ To add a loss term, wrap :func:`ppo_loss`: it is a plain function of a batch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -23,9 +23,9 @@ from gymnasium import spaces
 from daedalus.algos import policy_gradient
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch, minibatch_indices
-from daedalus.errors import ProfileError
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam
+from daedalus.params import AT_LEAST_ONE, POSITIVE, param
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
@@ -33,10 +33,6 @@ __all__ = ["AGENT_SPEC", "PPOAgent", "PPOConfig", "make_ppo_agent", "ppo_loss", 
 
 
 # --------------------------------------------------------------------------- config
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass
@@ -47,19 +43,13 @@ class PPOConfig(OnPolicyConfig):
     :class:`~daedalus.algos.on_policy.OnPolicyConfig`.
     """
 
-    adam_eps: float = field(default=1e-5, metadata=_help("Adam epsilon (1e-5 as in the PPO reference code, CleanRL and SB3)."))
-    num_minibatches: int = field(default=4, metadata=_help("Minibatches per epoch; minibatch size = rollout size / num_minibatches."))
-    update_epochs: int = field(default=4, metadata=_help("Passes over each rollout (K epochs in the paper)."))
-    clip_coef: float = field(default=0.2, metadata=_help("Clipping range epsilon of the surrogate objective (initial value when anneal_clip)."))
-    anneal_clip: bool = field(default=False, metadata=_help("Clip range schedule: decay clip_coef linearly to 0 over total_steps (SB3's lin_0.2)."))
-    clip_vloss: bool = field(default=False, metadata=_help("Clip the value update around the old value estimate (with clip_coef)."))
-    target_kl: float | None = field(default=None, metadata=_help("Stop the epochs of an update early once the approximate KL exceeds this; null disables."))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("num_minibatches", "update_epochs"):
-            if getattr(self, name) < 1:
-                raise ProfileError(f"PPOConfig: {name} must be >= 1, got {getattr(self, name)}.")
+    adam_eps: float = param(1e-5, "Adam epsilon (1e-5 as in the PPO reference code, CleanRL and SB3).", POSITIVE)
+    num_minibatches: int = param(4, "Minibatches per epoch; minibatch size = rollout size / num_minibatches.", AT_LEAST_ONE)
+    update_epochs: int = param(4, "Passes over each rollout (K epochs in the paper).", AT_LEAST_ONE)
+    clip_coef: float = param(0.2, "Clipping range epsilon of the surrogate objective (initial value when anneal_clip).", POSITIVE)
+    anneal_clip: bool = param(False, "Clip range schedule: decay clip_coef linearly to 0 over total_steps (SB3's lin_0.2).")
+    clip_vloss: bool = param(False, "Clip the value update around the old value estimate (with clip_coef).")
+    target_kl: float | None = param(None, "Stop the epochs of an update early once the approximate KL exceeds this; null disables.", POSITIVE)
 
 
 # --------------------------------------------------------------------------- agent
@@ -236,4 +226,5 @@ AGENT_SPEC = AgentSpec(
     description="Proximal Policy Optimization (clipped), MLP actor-critic",
     config_class=PPOConfig,
     action_spaces=("Discrete", "MultiDiscrete", "Box"),
+    flat_observations=True,
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,15 @@ from daedalus.errors import ProfileError
 from daedalus.nn.networks import ACTIVATIONS
 from daedalus.nn.offpolicy import DeterministicActor, EnsembleMLP, Workspace, polyak_update
 from daedalus.nn.optim import Adam, Optimizer
+from daedalus.params import (
+    AT_LEAST_ONE,
+    NONNEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    UNIT,
+    check_fields,
+    param,
+)
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
@@ -46,55 +55,41 @@ __all__ = ["AGENT_SPEC", "TD3Agent", "TD3Config", "make_td3_agent", "td3_actor_l
 # --------------------------------------------------------------------------- config
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class TD3Config:
     """TD3 hyperparameters (SB3 / rl-zoo3 vocabulary; defaults are the Pendulum-v1 zoo values)."""
 
-    total_steps: int = field(default=20_000, metadata=_help("Environment steps to train for, summed over all envs and agents."))
-    learning_rate: float = field(default=1e-3, metadata=_help("Adam learning rate of the actor and the critics."))
-    buffer_size: int = field(default=200_000, metadata=_help("Replay buffer capacity in transitions."))
-    learning_starts: int = field(default=10_000, metadata=_help("Environment steps of uniformly random actions before learning starts."))
-    batch_size: int = field(default=256, metadata=_help("Transitions per gradient step."))
-    gamma: float = field(default=0.98, metadata=_help("Discount factor."))
-    n_steps: int = field(default=1, metadata=_help("n-step returns for the critic target (1 = one-step TD)."))
-    tau: float = field(default=0.005, metadata=_help("Polyak coefficient of the target actor and critics."))
-    policy_delay: int = field(default=2, metadata=_help("Update the actor and the targets every this many critic updates."))
-    exploration_noise: float = field(default=0.1, metadata=_help("Std of the Gaussian noise added to actions in [-1, 1] while collecting."))
-    target_policy_noise: float = field(default=0.2, metadata=_help("Std of the smoothing noise added to the target policy's actions."))
-    target_noise_clip: float = field(default=0.5, metadata=_help("Clip of the target smoothing noise."))
-    train_frequency_steps: int = field(default=1, metadata=_help("Run an update (gradient_steps gradient steps) every this many environment steps."))
-    gradient_steps: int = field(default=1, metadata=_help("Gradient steps per update."))
-    hidden_sizes: list[int] = field(default_factory=lambda: [400, 300], metadata=_help("Hidden layer sizes of the actor and of each critic."))
-    activation: str = field(default="relu", metadata=_help(f"Hidden activation: one of {sorted(ACTIVATIONS)}."))
-    closed_form_backward: bool = field(default=True, metadata=_help("Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise)."))
-    save_buffer: bool = field(default=False, metadata=_help("Store the replay buffer in checkpoints (exact resume of the data too; large)."))
-    eval_every_steps: int = field(default=5_000, metadata=_help("Evaluate on separate env copies every this many steps; 0 disables."))
-    eval_episodes: int = field(default=10, metadata=_help("Episodes per periodic evaluation."))
-    eval_deterministic: bool = field(default=True, metadata=_help("Evaluate without exploration noise."))
-    final_eval_episodes: int = field(default=20, metadata=_help("Episodes of the evaluation run when training completes (written to eval.json); 0 disables."))
-    target_return: float | None = field(default=None, metadata=_help("Stop training once a periodic evaluation's mean return reaches this; null disables."))
-    checkpoint_every_steps: int = field(default=10_000, metadata=_help("Write a checkpoint step-<N> every this many steps; 0 disables."))
-    keep_last: int = field(default=3, metadata=_help("Periodic checkpoints to keep (older ones are deleted by the run store)."))
-    log_every_steps: int = field(default=1_000, metadata=_help("Log metrics every this many steps."))
-    torch_threads: int = field(default=1, metadata=_help("torch CPU threads while training; 0 keeps torch's default."))
-    rollout_worker: str = field(default="serial", metadata=_help("'serial' (envs in this process) or 'subprocess' (envs in a child process)."))
+    total_steps: int = param(20_000, "Environment steps to train for, summed over all envs and agents.", AT_LEAST_ONE)
+    learning_rate: float = param(1e-3, "Adam learning rate of the actor and the critics.", POSITIVE)
+    buffer_size: int = param(200_000, "Replay buffer capacity in transitions.", AT_LEAST_ONE)
+    learning_starts: int = param(10_000, "Environment steps of uniformly random actions before learning starts.", NONNEGATIVE)
+    batch_size: int = param(256, "Transitions per gradient step.", AT_LEAST_ONE)
+    gamma: float = param(0.98, "Discount factor.", UNIT)
+    n_steps: int = param(1, "n-step returns for the critic target (1 = one-step TD).", AT_LEAST_ONE)
+    tau: float = param(0.005, "Polyak coefficient of the target actor and critics.", PROBABILITY)
+    policy_delay: int = param(2, "Update the actor and the targets every this many critic updates.", AT_LEAST_ONE)
+    exploration_noise: float = param(0.1, "Std of the Gaussian noise added to actions in [-1, 1] while collecting.", NONNEGATIVE)
+    target_policy_noise: float = param(0.2, "Std of the smoothing noise added to the target policy's actions.", NONNEGATIVE)
+    target_noise_clip: float = param(0.5, "Clip of the target smoothing noise.", NONNEGATIVE)
+    train_frequency_steps: int = param(1, "Run an update (gradient_steps gradient steps) every this many environment steps.", AT_LEAST_ONE)
+    gradient_steps: int = param(1, "Gradient steps per update.", AT_LEAST_ONE)
+    hidden_sizes: list[int] = param([400, 300], "Hidden layer sizes of the actor and of each critic.", AT_LEAST_ONE)
+    activation: str = param("relu", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    closed_form_backward: bool = param(True, "Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
+    save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
+    eval_every_steps: int = param(5_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
+    eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
+    eval_deterministic: bool = param(True, "Evaluate without exploration noise.")
+    final_eval_episodes: int = param(20, "Episodes of the evaluation run when training completes (written to eval.json); 0 disables.", NONNEGATIVE)
+    target_return: float | None = param(None, "Stop training once a periodic evaluation's mean return reaches this; null disables.")
+    checkpoint_every_steps: int = param(10_000, "Write a checkpoint step-<N> every this many steps; 0 disables.", NONNEGATIVE)
+    keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
+    log_every_steps: int = param(1_000, "Log metrics every this many steps.", AT_LEAST_ONE)
+    torch_threads: int = param(1, "torch CPU threads while training; 0 keeps torch's default.", NONNEGATIVE)
+    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
-        for name in ("total_steps", "buffer_size", "batch_size", "n_steps", "policy_delay", "train_frequency_steps", "gradient_steps", "eval_episodes", "log_every_steps"):
-            if getattr(self, name) < 1:
-                raise ProfileError(f"TD3 config: {name} must be >= 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ProfileError("TD3 config: gamma must be within [0, 1] and tau within (0, 1].")
-        if min(self.exploration_noise, self.target_policy_noise, self.target_noise_clip) < 0:
-            raise ProfileError("TD3 config: exploration_noise, target_policy_noise and target_noise_clip must be >= 0.")
-        if self.activation not in ACTIVATIONS:
-            raise ProfileError(f"TD3 config: activation '{self.activation}' is unknown; use one of {sorted(ACTIVATIONS)}.")
-        if self.rollout_worker not in ("serial", "subprocess"):
-            raise ProfileError(f"TD3 config: rollout_worker must be 'serial' or 'subprocess', got '{self.rollout_worker}'.")
+        check_fields(self)  # ranges and choices (a profile's values were checked on load already)
         self.hidden_sizes = [int(size) for size in self.hidden_sizes]
 
 
@@ -375,4 +370,5 @@ AGENT_SPEC = AgentSpec(
     description="Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor",
     config_class=TD3Config,
     action_spaces=("Box",),
+    flat_observations=True,
 )
