@@ -27,8 +27,10 @@ from daedalus.config import (
     describe_config,
     load_profiles,
     profile_from_dict,
+    read_profiles,
+    resolve_device,
 )
-from daedalus.errors import DaedalusError, ProfileError, RegistryError, RunError
+from daedalus.errors import DaedalusError, Problems, ProfileError, RegistryError, RunError
 from daedalus.registry import get_agent, is_ref
 from daedalus.runs.store import RunFolder, list_runs, load_checkpoint_into, resolve_run
 from daedalus.specs import AgentSpec
@@ -50,6 +52,14 @@ class ResolvedProfile:
     make_env: Callable[[int | None], Any]
     observation_space: Any
     action_space: Any
+    #: Dict/Tuple observations are flattened for the agent (AgentSpec.flat_observations).
+    flatten_observations: bool = False
+
+    def env_factory(self, **extra_env_args: Any) -> Callable[..., Any]:
+        """``make_env(seed)`` with extra constructor arguments (e.g. ``render_mode``)."""
+        from daedalus.envs.make import env_factory_for
+
+        return env_factory_for(self.profile, flatten_observations=self.flatten_observations, **extra_env_args)
 
     def resolved_dict(self) -> dict[str, Any]:
         """The profile with every default filled in and file references made absolute."""
@@ -89,55 +99,136 @@ def _absolute_ref(ref: str, base: Path) -> str:
 def validate(profile: Profile) -> ResolvedProfile:
     """Resolve the agent, the environment (one copy is built and closed) and the typed config.
 
-    Raises a ProfileError naming the profile file and line for anything wrong, so that a
-    batch fails before any training starts.
+    Every problem is collected and reported at once in a ProfileError naming the profile
+    file and line, so that a batch fails before any training starts. A reference that the
+    current trust rules refuse (see :func:`load_run`) raises a TrustError instead.
     """
+    problems = Problems()
+    spec: AgentSpec | None = None
+    config: Any = None
     try:
         spec = get_agent(profile.agent_id, profile.base_dir)
     except RegistryError as exc:
-        raise profile.fail(("agent_id",), str(exc).rstrip("."), "Fix 'agent_id'.") from None
-    if spec.training_wrapper is None:
-        raise profile.fail(
-            ("agent_id",),
-            f"agent '{profile.agent_id}' was registered without a training wrapper, so it cannot be trained",
-            "Pass training_wrapper= to register_agent().",
-        )
-    if spec.config_class is not None:
-        config: Any = build_config(spec.config_class, profile.config, profile)
-    elif spec.default_config is not None:
-        config = ProfileConfig(_with_declared_defaults(spec.default_config, profile))
-    else:
-        config = ProfileConfig(profile.config)
-    if spec.check_profile is not None:
-        spec.check_profile(profile)
+        problems.add(profile.fail(("agent_id",), str(exc).rstrip("."), "Fix 'agent_id'."))
+    if spec is not None:
+        if spec.training_wrapper is None:
+            problems.add(profile.fail(
+                ("agent_id",),
+                f"agent '{profile.agent_id}' was registered without a training wrapper, so it cannot be trained",
+                "Pass training_wrapper= to register_agent().",
+            ))
+        with problems.collect():
+            if spec.config_class is not None:
+                config = build_config(spec.config_class, profile.config, profile)
+            elif spec.default_config is not None:
+                config = ProfileConfig(_with_declared_defaults(spec.default_config, profile))
+            else:
+                config = ProfileConfig(profile.config)
+        if spec.check_profile is not None:
+            with problems.collect():
+                spec.check_profile(profile)
     from daedalus.envs.make import env_factory_for
 
+    make_env: Any = None
+    observation_space = action_space = None
     try:
         make_env = env_factory_for(profile)
         env = make_env(None)
+        try:
+            observation_space, action_space = env.observation_space, env.action_space
+        finally:
+            env.close()
     except RegistryError as exc:
-        raise profile.fail(("env_id",), str(exc).rstrip("."), "Fix 'env_id', 'env_args' or 'wrappers'.") from None
+        problems.add(profile.fail(("env_id",), str(exc).rstrip("."), "Fix 'env_id', 'env_args' or 'wrappers'."))
     except DaedalusError:
         raise
     except Exception as exc:
-        raise profile.fail(
+        problems.add(profile.fail(
             ("env_id",),
             f"creating environment '{profile.env_id}' failed: {type(exc).__name__}: {exc}",
             "Check env_id and env_args (and that the env's optional packages are installed).",
-        ) from None
-    try:
-        observation_space, action_space = env.observation_space, env.action_space
-    finally:
-        env.close()
+        ))
+    flatten = False
+    if spec is not None and observation_space is not None:
+        with problems.collect():
+            flatten = check_spaces(profile, spec, observation_space, action_space)
+        if flatten:
+            make_env = env_factory_for(profile, flatten_observations=True)
+            observation_space = _flat_space(observation_space)
+        if config is not None:
+            with problems.collect():
+                check_memory(profile, config, observation_space, action_space)
+    problems.raise_if_any()
+    assert spec is not None
+    return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten)
+
+
+def _flat_space(space: Any) -> Any:
+    from gymnasium import spaces
+
+    return spaces.flatten_space(space)
+
+
+#: Observation spaces that have no flat vector form.
+_UNFLATTENABLE = ("Graph", "Sequence", "Text")
+
+
+def check_spaces(profile: Profile, spec: AgentSpec, observation_space: Any, action_space: Any) -> bool:
+    """Refuse spaces the agent cannot handle; returns whether observations must be flattened."""
+    problems = Problems()
     if spec.action_spaces is not None and type(action_space).__name__ not in spec.action_spaces:
-        raise profile.fail(
+        problems.add(profile.fail(
             ("agent_id",),
             f"agent '{profile.agent_id}' acts in {' or '.join(spec.action_spaces)} action spaces, but "
             f"'{profile.env_id}' has {action_space}",
-            f"Use an agent for {type(action_space).__name__} actions (ppo and a2c take any; dqn Discrete; "
-            "sac and td3 Box) or another environment.",
-        )
-    return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space)
+            f"Use an agent for {type(action_space).__name__} actions (ppo and a2c: Discrete, MultiDiscrete, "
+            "Box; dqn: Discrete; sac and td3: Box) or another environment.",
+        ))
+    flatten = False
+    if spec.flat_observations:
+        kind = type(observation_space).__name__
+        nested = _nested_space_names(observation_space)
+        bad = sorted(set(nested) & set(_UNFLATTENABLE))
+        if bad:
+            problems.add(profile.fail(
+                ("env_id",),
+                f"agent '{profile.agent_id}' takes flat vector observations, and {', '.join(bad)} "
+                f"observation spaces have no flat form ('{profile.env_id}' observes {observation_space})",
+                "Add a wrapper that turns observations into a Box (wrappers: [...]) or use another agent.",
+            ))
+        flatten = kind in ("Dict", "Tuple") and not bad
+    problems.raise_if_any()
+    return flatten
+
+
+def _nested_space_names(space: Any) -> list[str]:
+    from gymnasium import spaces
+
+    names = [type(space).__name__]
+    if isinstance(space, spaces.Dict):
+        for sub in space.spaces.values():
+            names += _nested_space_names(sub)
+    elif isinstance(space, spaces.Tuple):
+        for sub in space.spaces:
+            names += _nested_space_names(sub)
+    return names
+
+
+def check_memory(profile: Profile, config: Any, observation_space: Any, action_space: Any) -> None:
+    """Refuse sizes whose estimated memory exceeds this machine's memory (with the estimate)."""
+    from daedalus.params import estimate_memory_bytes, machine_memory_bytes
+
+    estimate = estimate_memory_bytes(config, observation_space, action_space, profile.num_envs)
+    available = machine_memory_bytes()
+    if available is None or estimate.total <= available:
+        return
+    gib = 1024**3
+    raise profile.fail(
+        ("config",),
+        f"the sizes in this profile need about {estimate.total / gib:,.1f} GiB "
+        f"({estimate.describe()}), more than this machine's {available / gib:,.1f} GiB of memory",
+        "Make the largest of them smaller.",
+    )
 
 
 def _with_declared_defaults(defaults: dict[str, Any], profile: Profile) -> dict[str, Any]:
@@ -157,8 +248,19 @@ def _with_declared_defaults(defaults: dict[str, Any], profile: Profile) -> dict[
 def load(
     path: str | Path, profile_ids: Sequence[str] | None = None, overrides: Sequence[str] = ()
 ) -> list[ResolvedProfile]:
-    """Load and validate profiles from a file: every one is checked before anything trains."""
-    return [validate(p) for p in load_profiles(path, profile_ids, overrides)]
+    """Load and validate profiles from a file: every one is checked before anything trains.
+
+    The problems of all profiles are reported together in one ProfileError.
+    """
+    problems = Problems()
+    resolved = []
+    for profile in read_profiles(path, profile_ids, overrides, problems):
+        if not (profile.agent_id and profile.env_id):
+            continue  # already reported: nothing to resolve
+        with problems.collect():
+            resolved.append(validate(profile))
+    problems.raise_if_any()
+    return resolved
 
 
 # --------------------------------------------------------------------------- agents
@@ -172,7 +274,7 @@ def make_agent(resolved: ResolvedProfile) -> Any:
         "observation_space": space_obs,
         "action_space": space_act,
         "config": resolved.config,
-        "device": resolved.profile.device,
+        "device": resolve_device(resolved.profile.device),
         "obs": shape,
         "obs_shape": shape,
         "env_id": resolved.profile.env_id,
@@ -357,7 +459,9 @@ def train_resolved(
     started = time.perf_counter()
     _ACTIVE.append(progress)
     print(f"run {folder.run_id}: training '{profile.agent_id}' on '{profile.env_id}' -> {folder.path}", flush=True)
+    stop = _StopOnce()
     try:
+        stop.install()
         seed_everything(profile.seed)
         agent = make_agent(resolved)
         context = TrainContext(
@@ -368,7 +472,7 @@ def train_resolved(
             num_envs=profile.num_envs,
             seed=profile.seed,
             vectorization=profile.vectorization,
-            device=profile.device,
+            device=resolve_device(profile.device),
             config=ProfileConfig(profile.config),
             make_env=resolved.make_env,
             logger=logger,
@@ -396,24 +500,32 @@ def train_resolved(
             "traceback": traceback.format_exc(),
         }
     finally:
+        # From here on a signal never unwinds the save: the first one (when training had
+        # completed) only cuts the final evaluation short, any other is noted and ignored.
+        stop.stopping = status != "completed"
         _ACTIVE.remove(progress)
         progress.stop()
         if status == "completed":
-            final_evaluation(resolved, agent, artifacts, folder)
+            try:
+                final_evaluation(resolved, agent, artifacts, folder)
+            except KeyboardInterrupt:
+                artifacts["final_evaluation_error"] = "interrupted (Ctrl-C or SIGTERM)"
+                print("final evaluation interrupted; saving the run", flush=True)
+        stop.stopping = True
         steps = max(progress.steps, int(state["steps"] or 0))
-        with _signals_blocked():
-            if agent is not None:
-                name = "final" if status in ("completed", "interrupted") else "last"
-                try:
-                    save_callback(agent, artifacts, steps, name)
-                except Exception as exc:  # saving must never lose the run record
-                    error = error or {"type": type(exc).__name__, "message": f"saving the agent failed: {exc}"}
-                    status = "failed"
-            else:
-                folder.write_artifacts(artifacts)
-            logger.close()
-            best, final = _returns_summary(artifacts, progress)
-            data = folder.finish(status, error=error, steps=steps, best_return=best, final_return=final)
+        if agent is not None:
+            name = "final" if status in ("completed", "interrupted") else "last"
+            try:
+                save_callback(agent, artifacts, steps, name)
+            except Exception as exc:  # saving must never lose the run record
+                error = error or {"type": type(exc).__name__, "message": f"saving the agent failed: {exc}"}
+                status = "failed"
+        else:
+            folder.write_artifacts(artifacts)
+        logger.close()
+        best, final = _returns_summary(artifacts, progress)
+        data = folder.finish(status, error=error, steps=steps, best_return=best, final_return=final)
+        stop.restore()
     duration = time.perf_counter() - started
     message = error["message"] if error else None
     line = f"run {folder.run_id}: {status} after {steps} steps in {duration:.1f}s"
@@ -500,17 +612,39 @@ def _accepts(func: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-class _signals_blocked:
-    """Hold SIGINT/SIGTERM while the final save runs, so a second Ctrl-C cannot tear it."""
+class _StopOnce:
+    """SIGINT/SIGTERM while a run trains: the first one stops training, later ones never tear the save.
 
-    def __enter__(self) -> None:
-        self._old = None
-        if hasattr(signal, "pthread_sigmask"):
-            self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    While ``stopping`` is false a signal raises KeyboardInterrupt (and sets ``stopping``);
+    once it is true, signals are only acknowledged. Installed by :func:`train_resolved` in the
+    main thread only (signal handlers cannot be set elsewhere); :meth:`restore` puts the
+    previous handlers back.
+    """
 
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+    def __init__(self) -> None:
+        self.stopping = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Take over SIGINT and SIGTERM (a no-op outside the main thread)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
+        print("already stopping: the run is being saved, please wait", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 def _returns_summary(artifacts: dict[str, Any], progress: Any) -> tuple[float | None, float | None]:
@@ -637,12 +771,25 @@ class LoadedRun:
     resolved: ResolvedProfile = field(repr=False)
 
 
-def load_run(path: str | Path, checkpoint: str | None = None, runs_dir: str | Path | None = None) -> LoadedRun:
+def load_run(
+    path: str | Path,
+    checkpoint: str | None = None,
+    runs_dir: str | Path | None = None,
+    *,
+    trust_code: bool = False,
+) -> LoadedRun:
     """Load a run folder: metadata, resolved profile and the agent from ``checkpoint``.
 
     The default checkpoint is ``final`` when it exists, else the newest one.
+
+    A run folder is data. Unless ``trust_code`` is true, its profile may only name built-in
+    agents, envs and wrappers, Gymnasium ids, ids registered by the current project and
+    plugins, and references into the current project's modules (``.daedalus.yaml`` found
+    from the working directory, never from the run folder); anything else raises a
+    TrustError before it is imported. With ``trust_code``, the references that will be
+    imported are printed first. See docs/security.md.
     """
-    from daedalus.registry import load_project_modules
+    from daedalus.registry import load_project_modules, untrusted_source
 
     load_project_modules()
     folder = resolve_run(path, Path(runs_dir) if runs_dir else None)
@@ -651,11 +798,35 @@ def load_run(path: str | Path, checkpoint: str | None = None, runs_dir: str | Pa
     if not profile_file.is_file():
         raise RunError(f"{folder.path}: profile.yaml is missing, so the agent cannot be rebuilt.")
     (profile,) = load_profiles(profile_file)
-    resolved = validate(profile)
+    if trust_code:
+        refs = code_references(profile)
+        if refs:
+            listed = "; ".join(f"{key}: {ref}" for key, ref in refs)
+            print(f"--trust-code: importing code named by {folder.path}: {listed}", file=sys.stderr, flush=True)
+        resolved = validate(profile)
+    else:
+        with untrusted_source(f"run folder {folder.path}"):
+            resolved = validate(profile)
     info = folder.checkpoint(checkpoint)
     agent = make_agent(resolved)
     load_checkpoint_into(agent, info)
     return LoadedRun(folder.path, meta, profile, agent, info.name, resolved)
+
+
+def code_references(profile: Profile) -> list[tuple[str, str]]:
+    """``(key, reference)`` for every ``pkg.mod:Obj`` / ``file.py:Obj`` a profile names."""
+    refs = [("agent_id", profile.agent_id), ("env_id", profile.env_id)]
+    refs += [(f"wrappers[{i}]", w.ref) for i, w in enumerate(profile.wrappers)]
+    loop = profile.loop or {}
+    if isinstance(loop.get("class"), str):
+        refs.append(("loop.class", loop["class"]))
+    return [(key, ref) for key, ref in refs if is_ref(ref) and not _is_plain_gym_id(ref)]
+
+
+def _is_plain_gym_id(env_id: str) -> bool:
+    import gymnasium
+
+    return env_id in gymnasium.registry
 
 
 def runs_table(runs_dir: str | Path = DEFAULT_RUNS_DIR, **filters: Any) -> list[dict[str, Any]]:
@@ -664,9 +835,21 @@ def runs_table(runs_dir: str | Path = DEFAULT_RUNS_DIR, **filters: Any) -> list[
 
 
 def show_run(run: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
-    """run.json of one run plus its checkpoints and files."""
+    """run.json of one run plus its checkpoints, files and problems.
+
+    A run folder whose run.json cannot be read still shows its path, files and a
+    ``problems`` list saying what is wrong (never a traceback).
+    """
     folder = resolve_run(run, Path(runs_dir) if runs_dir else None)
-    data = folder.refresh_status()
+    record = folder.index_record()  # validated; status "corrupt" when run.json is damaged
+    try:
+        data = folder.read()
+    except RunError:
+        data = {}
+    data.update(run_id=folder.run_id, path=record["path"], status=record["status"])
+    if "error" in record:
+        data["error"] = record["error"]
+    data["problems"] = folder.describe_problems()
     data["checkpoints"] = [
         {"name": c.name, "step": c.step, "format": c.format} for c in folder.checkpoints()
     ]
@@ -704,15 +887,16 @@ def evaluate_run(
     deterministic: bool = True,
     seed: int | None = 0,
     runs_dir: str | Path | None = None,
+    trust_code: bool = False,
 ) -> tuple[Any, Path]:
     """Evaluate a saved run's agent; the result is added to the run's ``eval.json``.
 
-    Returns ``(EvalResult, path of eval.json)``.
+    Returns ``(EvalResult, path of eval.json)``. ``trust_code``: see :func:`load_run`.
     """
     from daedalus.evaluation import evaluate
     from daedalus.runs.io import read_json
 
-    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir)
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
     result = evaluate(loaded.agent, loaded.resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
     eval_file = loaded.path / "eval.json"
     history: list[Any] = []
@@ -737,17 +921,20 @@ def replay(
     deterministic: bool = True,
     seed: int | None = 0,
     runs_dir: str | Path | None = None,
+    trust_code: bool = False,
 ) -> tuple[Any, Path]:
-    """Record ``episodes`` episodes of a saved run's agent to a video (default ``<run>/videos/``)."""
-    from daedalus.envs.make import env_factory_for
+    """Record ``episodes`` episodes of a saved run's agent to a video (default ``<run>/videos/``).
+
+    ``trust_code``: see :func:`load_run`.
+    """
     from daedalus.evaluation import record_video
 
     # Render off-screen: pygame-based envs otherwise look for a display.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir)
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
     target = Path(video) if video else loaded.path / "videos" / f"{loaded.checkpoint}-seed{seed}.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)
-    make_env = env_factory_for(loaded.profile, render_mode="rgb_array")
+    make_env = loaded.resolved.env_factory(render_mode="rgb_array")
     result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)
     return result, target
 
@@ -767,7 +954,6 @@ def evaluate_profile(
     episode ``i`` is reset with seed ``seed + i`` (default: the profile's seed).
     """
     from daedalus.agents.stepwise import NoProgress, is_stepwise, parse_loop_section
-    from daedalus.envs.make import env_factory_for
     from daedalus.tracking.metrics import MetricLogger
 
     profiles = load_profiles(path, [profile_id] if profile_id else None)
@@ -801,7 +987,7 @@ def evaluate_profile(
         checkpoint=lambda *args: None,
         loop=profile.loop,
         extras={
-            "env_factory_with_render_mode": lambda mode: env_factory_for(profile, render_mode=mode),
+            "env_factory_with_render_mode": lambda mode: resolved.env_factory(render_mode=mode),
             "eval_seed": profile.seed if seed is None else seed,
         },
     )

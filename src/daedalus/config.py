@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daedalus.errors import ProfileError, did_you_mean
+from daedalus.errors import Problems, ProfileError, did_you_mean
+from daedalus.params import check_value
 
 #: Keys a profile may have, with what each one holds (used in messages and docs).
 PROFILE_KEYS: dict[str, str] = {
@@ -124,11 +125,16 @@ class Profile:
     source: Path | None = None
     #: 1-based line of each key path, e.g. ``("config", "batch_size") -> 12``.
     lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False)
+    #: Key paths set by ``--set`` overrides, with the override as the user typed it.
+    overridden: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
 
     def where(self, *path: str) -> str:
-        """``file:line`` of the deepest known key along ``path`` (for error messages)."""
+        """Where the deepest known key along ``path`` was written: ``file:line``, or the ``--set``."""
         src = str(self.source) if self.source else "<profile>"
         for depth in range(len(path), -1, -1):
+            override = self.overridden.get(path[:depth])
+            if override is not None:
+                return f"--set {override}"
             line = self.lines.get(path[:depth])
             if line is not None:
                 return f"{src}:{line}"
@@ -167,48 +173,14 @@ class Profile:
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse ``path`` with the safe loader; return the data and a key-path -> line map."""
-    import yaml
+    """Parse a profile file with the bounded safe loader (:mod:`daedalus.safe_yaml`).
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(
-            f"{path}: no such profile file. Check the path (relative paths start from {Path.cwd()})."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read the profile file ({exc}).") from None
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(
-            f"{path}{line}: the file is not valid YAML ({problem}; the mistake is on this line or "
-            "the one above). "
-            "Check indentation and that every 'key: value' pair has a space after the colon."
-        ) from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
-    return data, lines
+    Returns the data and a key-path -> line map. Size, nesting depth, alias expansion,
+    duplicate keys and tags are checked; each problem is a ProfileError with the line.
+    """
+    from daedalus.safe_yaml import read_yaml_file
 
-
-def _collect_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = (*path, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            key = (*path, str(i))
-            out[key] = item.start_mark.line + 1
-            _collect_lines(item, key, out)
+    return read_yaml_file(path)
 
 
 def load_profiles(
@@ -220,6 +192,25 @@ def load_profiles(
 
     ``profile_ids`` selects profiles (all when empty). Only the shape of each profile is
     checked here; :func:`daedalus.api.validate` resolves agents, envs and typed configs.
+    Every problem of every selected profile is reported at once in one ProfileError.
+    """
+    problems = Problems()
+    profiles = read_profiles(path, profile_ids, overrides, problems)
+    problems.raise_if_any()
+    return profiles
+
+
+def read_profiles(
+    path: str | Path,
+    profile_ids: Sequence[str] | None,
+    overrides: Sequence[str],
+    problems: Problems,
+) -> list[Profile]:
+    """:func:`load_profiles` that adds the problems it finds to ``problems`` and goes on.
+
+    Returns every selected profile that has a mapping body; a bad value in one is replaced
+    by its default (and recorded), so that the caller can go on validating the rest and
+    report everything at once. Problems with the file as a whole still raise.
     """
     path = Path(path)
     data, lines = read_yaml(path)
@@ -232,32 +223,47 @@ def load_profiles(
         )
     defaults = data.get(DEFAULTS_KEY) or {}
     if not isinstance(defaults, dict):
-        raise ProfileError(
+        problems.add(
             f"{path}:{lines.get((DEFAULTS_KEY,), 1)}: 'defaults' must be a mapping of config values, "
-            f"not a {type(defaults).__name__}."
+            f"not a {type(defaults).__name__}. Write e.g. 'defaults: {{batch_size: 32}}'."
         )
+        defaults = {}
     available = [k for k in data if k != DEFAULTS_KEY]
     if not available:
         raise ProfileError(f"{path}: the file has no profiles besides 'defaults'. Add one with agent_id and env_id.")
+    for key in available:
+        if not isinstance(key, str):
+            problems.add(
+                f"{path}:{lines.get((str(key),), 1)}: profile id {key!r} is a {type(key).__name__}; "
+                "profile ids are text. Quote it or rename it (e.g. 'cartpole_1')."
+            )
     selected = list(profile_ids) if profile_ids else available
     for pid in selected:
         if pid not in data or pid == DEFAULTS_KEY:
-            raise ProfileError(
-                f"{path}: no profile '{pid}'.{did_you_mean(pid, available)} "
+            problems.add(
+                f"{path}: no profile '{pid}'.{did_you_mean(str(pid), [str(a) for a in available])} "
                 f"Profiles in this file: {', '.join(map(str, available))}."
             )
-    parsed_overrides = [parse_override(o) for o in overrides]
-    return [
-        _build_profile(str(pid), data[pid], defaults, path, lines, parsed_overrides)
-        for pid in selected
-    ]
+    parsed_overrides = []
+    for text in overrides:
+        with problems.collect():
+            parsed_overrides.append((text, *parse_override(text)))
+    profiles = []
+    for pid in selected:
+        if pid in data and pid != DEFAULTS_KEY and isinstance(pid, str):
+            with problems.collect():
+                profiles.append(_build_profile(pid, data[pid], defaults, path, lines, parsed_overrides, problems))
+    return profiles
 
 
 def profile_from_dict(
     profile_id: str, raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
 ) -> Profile:
     """Build a profile from Python values (what ``daedalus.train(agent_id=..., ...)`` uses)."""
-    return _build_profile(profile_id, dict(raw), dict(defaults or {}), None, {}, [])
+    problems = Problems()
+    profile = _build_profile(profile_id, dict(raw), dict(defaults or {}), None, {}, [], problems)
+    problems.raise_if_any()
+    return profile
 
 
 def _build_profile(
@@ -266,9 +272,14 @@ def _build_profile(
     defaults: dict[str, Any],
     path: Path | None,
     lines: dict[tuple[str, ...], int],
-    overrides: list[tuple[list[str], Any]],
+    overrides: list[tuple[str, list[str], Any]],
+    problems: Problems,
 ) -> Profile:
-    src = str(path) if path else "<profile>"
+    """Check a profile's shape (keys, types, values that need no agent) and build it.
+
+    Problems go to ``problems``; a bad value is replaced by its default so that the rest
+    of the profile can still be checked. Raises only when the profile is not a mapping.
+    """
     own_lines = {k[1:]: v for k, v in lines.items() if k and k[0] == profile_id}
     own_lines[()] = lines.get((profile_id,), 1)
     probe = Profile(profile_id, "", "", source=path, lines=own_lines)
@@ -281,56 +292,81 @@ def _build_profile(
     raw = copy.deepcopy(raw)
     own_config = raw.get("config") or {}
     if not isinstance(own_config, dict):
-        raise probe.fail(
+        problems.add(probe.fail(
             ("config",),
             f"'config' must be a mapping, got {own_config!r} ({type(own_config).__name__})",
             f"Write e.g. 'config: {_example('config')}'.",
-        )
+        ))
+        own_config = {}
     raw["config"] = _deep_merge(copy.deepcopy(defaults), own_config)
-    for keys, value in overrides:
-        _apply_override(raw, keys, value, src)
+    # A value that comes from `defaults:` is reported at its line there.
+    for key_path, line in lines.items():
+        if key_path[:1] == (DEFAULTS_KEY,) and len(key_path) > 1 and key_path[1] not in own_config:
+            own_lines.setdefault(("config", *key_path[1:]), line)
+    for text, keys, value in overrides:
+        with problems.collect():
+            probe.overridden[tuple(_apply_override(raw, keys, value, text))] = text
+    if not isinstance(raw["config"], dict):
+        problems.add(probe.fail(
+            ("config",), f"'config' must be a mapping, got {raw['config']!r}", f"Write e.g. 'config: {_example('config')}'."
+        ))
+        raw["config"] = {}
 
-    for key in raw:
+    suggested: set[str] = set()  # required keys an unknown key is probably a typo of
+    for key in list(raw):
         if key not in PROFILE_KEYS:
             hint = did_you_mean(str(key), list(PROFILE_KEYS))
-            raise probe.fail(
+            suggested.update(k for k in REQUIRED_KEYS if f"'{k}'" in hint)
+            problems.add(probe.fail(
                 (str(key),),
                 f"unknown key '{key}'",
                 f"{hint.strip() or 'Remove it.'} Valid keys: {', '.join(PROFILE_KEYS)}. "
                 "Agent parameters go under 'config'.",
-            )
+            ))
+            del raw[key]
     for key in REQUIRED_KEYS:
         if raw.get(key) in (None, ""):
-            raise probe.fail((), f"'{key}' is missing", f"Add '{key}: ...' ({PROFILE_KEYS[key]}).")
+            if key not in suggested:  # else the typo's message already says it
+                problems.add(probe.fail((), f"'{key}' is missing", f"Add '{key}: ...' ({PROFILE_KEYS[key]})."))
+            raw[key] = ""
 
-    def expect(key: str, ok: bool, expected: str) -> None:
+    def expect(key: str, ok: bool, expected: str, default: Any) -> None:
         if not ok:
             value = raw[key]
-            raise probe.fail(
+            problems.add(probe.fail(
                 (key,),
                 f"'{key}' must be {expected}, got {value!r} ({type(value).__name__})",
                 f"Write e.g. '{key}: {_example(key)}'.",
-            )
+            ))
+            raw[key] = default
 
     for key in ("agent_id", "env_id", "vectorization", "device", "description"):
         if key in raw:
-            expect(key, isinstance(raw[key], str), "a string")
+            expect(key, isinstance(raw[key], str), "a string", "")
     if "env_args" in raw:
         raw["env_args"] = raw["env_args"] or {}
-        expect("env_args", isinstance(raw["env_args"], dict), "a mapping")
+        expect("env_args", isinstance(raw["env_args"], dict), "a mapping", {})
     if "num_envs" in raw:
-        expect("num_envs", _is_int(raw["num_envs"]) and raw["num_envs"] >= 1, "an integer >= 1")
+        ok = _is_int(raw["num_envs"]) and 1 <= raw["num_envs"] <= MAX_NUM_ENVS
+        expect("num_envs", ok, f"an integer from 1 to {MAX_NUM_ENVS}", 1)
     if "seed" in raw:
-        expect("seed", raw["seed"] is None or _is_int(raw["seed"]), "an integer or null")
-    if "vectorization" in raw and raw["vectorization"] not in VECTORIZATION_MODES:
-        raise probe.fail(
+        ok = raw["seed"] is None or (_is_int(raw["seed"]) and 0 <= raw["seed"] < 2**63)
+        expect("seed", ok, "a non-negative integer below 2**63, or null", 0)
+    if raw.get("vectorization") and raw["vectorization"] not in VECTORIZATION_MODES:
+        problems.add(probe.fail(
             ("vectorization",),
             f"unknown vectorization '{raw['vectorization']}'",
             f"Use one of: {', '.join(VECTORIZATION_MODES)}.{did_you_mean(raw['vectorization'], VECTORIZATION_MODES)}",
-        )
+        ))
+    if raw.get("device"):
+        device_problem = check_device(raw["device"])
+        if device_problem is not None:
+            problems.add(probe.fail(("device",), device_problem[0], device_problem[1]))
     if "loop" in raw and raw["loop"] is not None:
-        expect("loop", isinstance(raw["loop"], dict), "a mapping")
-    wrappers = _parse_wrappers(raw.get("wrappers") or [], probe)
+        expect("loop", isinstance(raw["loop"], dict), "a mapping", None)
+    wrappers: list[WrapperRef] = []
+    with problems.collect():
+        wrappers = _parse_wrappers(raw.get("wrappers") or [], probe)
 
     return Profile(
         profile_id=profile_id,
@@ -347,7 +383,51 @@ def _build_profile(
         description=raw.get("description", ""),
         source=path,
         lines=own_lines,
+        overridden=probe.overridden,
     )
+
+
+#: More env copies than this in one process is a typo, not a plan (each copy is an env object).
+MAX_NUM_ENVS = 4096
+_DEVICE_FIX = "Use 'device: cpu', or 'device: auto' to take a GPU when there is one."
+
+
+def check_device(device: str) -> tuple[str, str] | None:
+    """``(problem, fix)`` when ``device`` is not a device of this machine, else None.
+
+    ``cpu`` and ``auto`` always work; ``cuda``, ``cuda:N`` and ``mps`` are checked with
+    torch (imported only for them).
+    """
+    import re
+
+    if device in ("cpu", "auto"):
+        return None
+    match = re.fullmatch(r"cuda(?::(\d+))?|mps", device)
+    if match is None:
+        return f"unknown device '{device}'", f"{_DEVICE_FIX} Devices are cpu, auto, cuda, cuda:N or mps."
+    import torch
+
+    if device == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        if backend is None or not backend.is_available():
+            return "device 'mps' is not available on this machine", _DEVICE_FIX
+        return None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return f"device '{device}' is not available: torch sees no CUDA GPU on this machine", _DEVICE_FIX
+    index = int(match.group(1) or 0)
+    if index >= count:
+        return f"device '{device}' does not exist: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}", _DEVICE_FIX
+    return None
+
+
+def resolve_device(device: str) -> str:
+    """The device an agent is built on: ``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _parse_wrappers(items: Any, probe: Profile) -> list[WrapperRef]:
@@ -424,12 +504,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw_value) if raw_value.strip() else ""
     except yaml.YAMLError:
         value = raw_value
+    if not isinstance(value, str | int | float | bool | list | dict | type(None)):
+        # Dates and the like: keep what the user typed.
+        value = raw_value.strip()
     return key.split("."), value
 
 
-def _apply_override(raw: dict[str, Any], keys: list[str], value: Any, src: str) -> None:
-    # A key that is not a profile key is a config key: `--set total_steps=1000` is short
-    # for `--set config.total_steps=1000`.
+def _apply_override(raw: dict[str, Any], keys: list[str], value: Any, text: str) -> list[str]:
+    """Set ``keys`` in ``raw`` to ``value``; returns the full key path that was set.
+
+    A key that is not a profile key is a config key: ``--set total_steps=1000`` is short
+    for ``--set config.total_steps=1000``.
+    """
     if keys[0] not in PROFILE_KEYS:
         keys = ["config", *keys]
     node = raw
@@ -439,11 +525,12 @@ def _apply_override(raw: dict[str, Any], keys: list[str], value: Any, src: str) 
             child = node[key] = {}
         if not isinstance(child, dict):
             raise ProfileError(
-                f"{src}: --set {'.'.join(keys)}: '{'.'.join(keys[: i + 1])}' is a "
-                f"{type(child).__name__}, not a mapping, so it has no sub-keys. Set it as a whole instead."
+                f"--set {text}: '{'.'.join(keys[: i + 1])}' is a {type(child).__name__}, not a mapping, "
+                "so it has no sub-keys. Set it as a whole instead."
             )
         node = child
     node[keys[-1]] = value
+    return keys
 
 
 # --------------------------------------------------------------------------- typed configs
@@ -492,34 +579,59 @@ def _plain(value: Any) -> Any:
 def build_config(config_class: type, values: Mapping[str, Any], profile: Profile) -> Any:
     """Validate ``values`` against ``config_class`` and return an instance.
 
-    Unknown keys name the closest field; wrong types name the expected type.
+    Every key is checked (unknown keys name the closest field, wrong types name the expected
+    type, values outside a field's declared range or choices say which values are allowed,
+    see :mod:`daedalus.params`) and every problem is reported at once. Checks across fields
+    live in the config's ``__post_init__`` and raise ValueError starting with a field name.
     """
     hints = typing.get_type_hints(config_class)
-    names = [f.name for f in dataclasses.fields(config_class)]
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    problems = Problems()
     kwargs = {}
     for key, value in values.items():
-        if key not in hints or key not in names:
-            hint = did_you_mean(key, names)
-            raise profile.fail(
-                ("config", key),
+        if key not in hints or key not in fields:
+            hint = did_you_mean(str(key), list(fields))
+            problems.add(profile.fail(
+                ("config", str(key)),
                 f"unknown config key '{key}' for agent '{profile.agent_id}'",
                 f"{hint.strip() or 'Remove it.'} Run 'daedalus describe agent {profile.agent_id}' "
                 "to see every parameter.",
-            )
+            ))
+            continue
         expected = hints[key]
         ok, coerced = check_type(value, expected)
         if not ok:
-            raise profile.fail(
+            problems.add(profile.fail(
                 ("config", key),
                 f"config key '{key}' must be {type_name(expected)}, got {value!r} ({type(value).__name__})",
                 f"Change it to a value of type {type_name(expected)}.",
-            )
+            ))
+            continue
+        problem = check_value(key, coerced, fields[key].metadata)
+        if problem is not None:
+            problems.add(profile.fail(("config", key), problem, _range_fix(key, fields[key])))
+            continue
         kwargs[key] = coerced
+    problems.raise_if_any()
     try:
         instance = config_class(**kwargs)
+    except ProfileError:
+        raise
     except (TypeError, ValueError) as exc:
+        field_name, _, rest = str(exc).partition(":")
+        if field_name in fields and rest:
+            raise profile.fail(("config", field_name), rest.strip().rstrip("."), "Change one of the values named.") from None
         raise profile.fail(("config",), f"invalid config: {exc}", "Fix the value named above.") from None
     return instance
+
+
+def _range_fix(key: str, config_field: dataclasses.Field[Any]) -> str:
+    default = config_field.default
+    if default is dataclasses.MISSING and config_field.default_factory is not dataclasses.MISSING:
+        default = config_field.default_factory()
+    if default is dataclasses.MISSING:
+        return "Change it to an allowed value."
+    return f"Change it to an allowed value (the default is {_plain(default)!r})."
 
 
 def check_type(value: Any, expected: Any) -> tuple[bool, Any]:

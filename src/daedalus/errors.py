@@ -13,7 +13,72 @@ class DaedalusError(Exception):
 
 
 class ProfileError(DaedalusError):
-    """A profile file or value is invalid."""
+    """A profile file or value is invalid.
+
+    ``problems`` lists every problem found (one line each, ``file:line: profile 'x': what. fix``);
+    the message is the single problem, or all of them under a count.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+
+#: At most this many problems are listed in one error (the rest are counted).
+MAX_PROBLEMS = 20
+
+
+class Problems:
+    """Collects the ProfileErrors of a validation pass, so that all are reported at once.
+
+    ``with problems.collect(): ...`` records a ProfileError raised inside the block and
+    carries on after it; :meth:`raise_if_any` raises one ProfileError listing them all.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, error: ProfileError | str) -> None:
+        """Record a problem (a ProfileError, possibly holding several, or a message)."""
+        for item in error.problems if isinstance(error, ProfileError) else [error]:
+            if item not in self.items:
+                self.items.append(item)
+
+    def collect(self) -> _Collect:
+        """A context manager that records a ProfileError raised inside it instead of raising it."""
+        return _Collect(self)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        """Raise one ProfileError for everything recorded (nothing when empty)."""
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            raise ProfileError(self.items[0])
+        shown = self.items[:MAX_PROBLEMS]
+        more = len(self.items) - len(shown)
+        text = f"{len(self.items)} problems; fix them all, then run the command again:\n" + "\n".join(
+            f"  - {item}" for item in shown
+        )
+        if more:
+            text += f"\n  ... and {more} more"
+        raise ProfileError(text, list(self.items))
+
+
+class _Collect:
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, ProfileError):
+            self.problems.add(exc)
+            return True
+        return False
 
 
 class RegistryError(DaedalusError):
@@ -26,6 +91,10 @@ class UserCodeError(DaedalusError):
 
 class RunError(DaedalusError):
     """A run folder or checkpoint is missing or unreadable."""
+
+
+class TrustError(DaedalusError):
+    """Loading a run folder (or another file made elsewhere) would import code nobody trusted."""
 
 
 class MissingDependencyError(DaedalusError):

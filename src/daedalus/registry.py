@@ -8,15 +8,19 @@ without registration.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
+import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daedalus.errors import RegistryError, UserCodeError, closest
+from daedalus.errors import RegistryError, TrustError, UserCodeError, closest
 from daedalus.specs import AgentSpec, EnvSpec, WrapperSpec
 
 _AGENTS: dict[str, AgentSpec] = {}
@@ -85,6 +89,101 @@ def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
 
 
+# --------------------------------------------------------------------------- trust
+
+
+@dataclass(frozen=True)
+class _Untrusted:
+    """What may be imported while data made elsewhere (a run folder) is being loaded."""
+
+    what: str  # e.g. "run folder runs/x", for messages
+    project_modules: tuple[str, ...]
+
+
+_UNTRUSTED: contextvars.ContextVar[_Untrusted | None] = contextvars.ContextVar("daedalus_untrusted", default=None)
+TRUST_FIX = (
+    "If you trust whoever made it, pass --trust-code (trust_code=True in Python); or make the code "
+    "part of your project ('daedalus module add MODULE' in your project folder) and refer to it by "
+    "module name. See docs/security.md."
+)
+
+
+@contextmanager
+def untrusted_source(what: str) -> Iterator[None]:
+    """Inside this block, references resolve only to what the user already trusts.
+
+    That is: built-in agents, envs and wrappers, ids registered by the current project's
+    modules or installed plugins, Gymnasium ids and ``gymnasium.wrappers`` classes, and
+    ``pkg.mod:Obj`` references into the current project's modules (those listed in the
+    ``.daedalus.yaml`` found from the working directory). Anything else (``file.py:Obj``,
+    other modules, Gymnasium's ``module:Env-v0`` form naming another module) raises
+    :class:`~daedalus.errors.TrustError` before it is imported.
+    """
+    project_file = find_project_file()
+    modules = tuple(read_project_modules(project_file)) if project_file is not None else ()
+    token = _UNTRUSTED.set(_Untrusted(what, modules))
+    try:
+        yield
+    finally:
+        _UNTRUSTED.reset(token)
+
+
+def _in_project(module_name: str, project_modules: tuple[str, ...]) -> bool:
+    """A listed module, a submodule of one, or a module of the same top-level package."""
+    top = module_name.split(".")[0]
+    return any(
+        module_name == m or module_name.startswith(m + ".") or top == m.split(".")[0]
+        for m in project_modules
+    )
+
+
+def _refuse_untrusted(ref: str, module_part: str) -> None:
+    policy = _UNTRUSTED.get()
+    if policy is None:
+        return
+    if module_part.endswith(".py"):
+        reason = f"it names the file '{module_part}', which would be imported and run"
+    elif _in_project(module_part, policy.project_modules):
+        return
+    else:
+        listed = ", ".join(policy.project_modules) or "none"
+        reason = (
+            f"module '{module_part}' is not one of the current project's modules (listed in "
+            f".daedalus.yaml from the working directory: {listed})"
+        )
+    raise TrustError(f"{policy.what} refers to '{ref}': {reason}. Nothing was imported. {TRUST_FIX}")
+
+
+def check_ref_target(ref: str, module: Any, obj: Any) -> None:
+    """A reference must name a class or function defined in the module it names.
+
+    Re-exports (``os:system``, whose function lives in ``posix``) and plain values are
+    refused, so that a profile cannot call an arbitrary callable that happens to be
+    importable through some module.
+    """
+    from daedalus.specs import AgentSpec, EnvSpec, WrapperSpec
+
+    if isinstance(obj, AgentSpec | EnvSpec | WrapperSpec):
+        return
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        raise RegistryError(
+            f"reference '{ref}' names {type(obj).__name__} object, not a class or function. Point it at "
+            "the class or function itself (defined with 'class' or 'def' in that module)."
+        )
+    defined_in = getattr(obj, "__module__", None) or ""
+    name = module.__name__
+    if defined_in != name:
+        raise RegistryError(
+            f"reference '{ref}' names '{obj.__qualname__}', which is defined in '{defined_in}', not in "
+            f"'{name}'. References must name a class or function defined in the module they name: write "
+            f"'{defined_in}:{obj.__qualname__}' if that is what you mean."
+        )
+
+
+def _is_stdlib(module_part: str) -> bool:
+    return module_part.split(".")[0] in sys.stdlib_module_names
+
+
 # --------------------------------------------------------------------------- references
 
 
@@ -104,6 +203,20 @@ def resolve_ref(ref: str, base_dir: Path | None = None) -> Any:
         raise RegistryError(
             f"'{ref}' is not a reference. Write 'package.module:Name' or 'path/to/file.py:Name'."
         )
+    _refuse_untrusted(ref, module_part)
+    if not module_part.endswith(".py") and _is_stdlib(module_part):
+        raise RegistryError(
+            f"reference '{ref}' names the standard-library module '{module_part}', which holds no agents, "
+            "environments or wrappers. Point it at your own code ('my_package.module:Name' or "
+            "'path/to/file.py:Name')."
+        )
+    module, obj = _import_ref(ref, module_part, attr, base_dir)
+    check_ref_target(ref, module, obj)
+    return obj
+
+
+def _import_ref(ref: str, module_part: str, attr: str, base_dir: Path | None) -> tuple[Any, Any]:
+    """Import the module of a reference; return it and the named attribute (no checks)."""
     if module_part.endswith(".py"):
         module = _import_file(module_part, base_dir, ref)
     else:
@@ -119,7 +232,7 @@ def resolve_ref(ref: str, base_dir: Path | None = None) -> Any:
                 f"reference '{ref}': module '{module.__name__}' has no attribute '{part}'."
                 + (f" Did you mean '{hint[0]}'?" if hint else "")
             ) from None
-    return obj
+    return module, obj
 
 
 def _import_file(file_part: str, base_dir: Path | None, ref: str) -> Any:
@@ -192,7 +305,8 @@ def get_agent(agent_id: str, base_dir: Path | None = None) -> AgentSpec:
     if agent_id in _AGENTS:
         return _AGENTS[agent_id]
     if agent_id in BUILTIN_AGENTS:
-        spec = resolve_ref(BUILTIN_AGENTS[agent_id][0])
+        module_part, _, attr = BUILTIN_AGENTS[agent_id][0].partition(":")
+        _, spec = _import_ref(agent_id, module_part, attr, None)
         _AGENTS[agent_id] = spec
         return spec
     if is_ref(agent_id):
@@ -257,7 +371,14 @@ def _is_gym_id(env_id: str) -> bool:
     if env_id in gymnasium.registry:
         return True
     if ":" in env_id:
-        # Gymnasium's own "module:EnvName-v0" form imports the module to register the env.
+        # Gymnasium's own "module:EnvName-v0" form imports the module to register the env:
+        # that import is code too, so it obeys the same trust rules as a reference.
+        module_part = env_id.partition(":")[0]
+        policy = _UNTRUSTED.get()
+        if policy is not None and not _in_project(module_part, policy.project_modules):
+            return False
+        if _is_stdlib(module_part):
+            return False
         try:
             gymnasium.spec(env_id)
             return True
@@ -344,12 +465,13 @@ def find_project_file(start: Path | None = None) -> Path | None:
 
 def read_project_modules(project_file: Path) -> list[str]:
     """The module names listed in a project file."""
-    import yaml
+    from daedalus.errors import ProfileError
+    from daedalus.safe_yaml import read_yaml_file
 
     try:
-        data = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{project_file}: not valid YAML ({exc}). Fix or delete the file.") from None
+        data = read_yaml_file(project_file, kind="project file")[0] or {}
+    except ProfileError as exc:
+        raise RegistryError(f"{exc} Fix or delete the file.") from None
     modules = data.get("modules") or [] if isinstance(data, dict) else None
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise RegistryError(f"{project_file}: 'modules' must be a list of module names. Fix or delete the file.")

@@ -30,6 +30,10 @@ class AgentSpec:
     ``action_spaces``, when given, names the Gymnasium action-space classes the agent can
     act in (``("Discrete",)``); another space is a profile error before training.
 
+    ``flat_observations``: the agent's networks take one flat vector. Dict and Tuple
+    observation spaces are then flattened for it (Gymnasium's ``FlattenObservation``),
+    and spaces that have no flat form (Graph, Sequence, Text) are refused before training.
+
     ``check_profile(profile)``, when given, is called during validation (before anything
     trains) and raises a ProfileError for anything the agent cannot run with (its
     ``loop:`` section, for instance).
@@ -43,6 +47,7 @@ class AgentSpec:
     default_config: dict[str, Any] | None = None
     check_profile: Callable[[Any], None] | None = None
     action_spaces: tuple[str, ...] | None = None
+    flat_observations: bool = False
 
 
 @dataclass(frozen=True)

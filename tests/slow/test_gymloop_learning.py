@@ -70,7 +70,8 @@ def learn(
     (root / "run.yaml").write_text(yaml.safe_dump({profile_id: profile}, sort_keys=False))
     daedalus("train", "run.yaml", cwd=root)
     (run,) = (root / "runs").glob(f"{profile_id}-*")
-    daedalus("evaluate", str(run), "--episodes", str(episodes), cwd=root)
+    # The agent is a file of the example, not a project module: evaluating its run needs trust.
+    daedalus("evaluate", str(run), "--episodes", str(episodes), "--trust-code", cwd=root)
     meta = json.loads((run / "run.json").read_text())
     evaluation = json.loads((run / "eval.json").read_text())["latest"]
     return meta, evaluation, root

@@ -26,6 +26,7 @@ SNAPSHOT_EVERY = 10
 
 FOREVER_PY = '''
 import json
+import os
 import time
 
 from daedalus import Agent, register_agent, report
@@ -42,6 +43,8 @@ class Counter(Agent):
         return self.updates % 2, extra_state
 
     def save(self):
+        # A slow save widens the window in which a second signal can arrive.
+        time.sleep(float(os.environ.get("FOREVER_SAVE_S", "0")))
         return json.dumps({"updates": self.updates}).encode()
 
     def load(self, agent_data):
@@ -73,7 +76,7 @@ def _default_sigint() -> None:
 class Training:
     """``daedalus train`` of the forever agent in a subprocess."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         write(root / "forever.py", FOREVER_PY)
         write(
             root / "forever.yaml",
@@ -91,7 +94,7 @@ class Training:
         self.proc = subprocess.Popen(
             [*cmd, "train", "forever.yaml", "--runs-dir", "runs"],
             cwd=root,
-            env={**os.environ, "DAEDALUS_PROGRESS": "plain"},
+            env={**os.environ, "DAEDALUS_PROGRESS": "plain", **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             preexec_fn=_default_sigint,
@@ -136,8 +139,8 @@ class Training:
         self.log.close()
 
 
-def _start(root: Path) -> Iterator[Training]:
-    training = Training(root)
+def _start(root: Path, env: dict[str, str] | None = None) -> Iterator[Training]:
+    training = Training(root, env)
     try:
         yield training
     finally:
@@ -168,7 +171,7 @@ def test_interrupted_run_is_saved_as_final(stopped: tuple[str, int, Training, li
     assert meta["status"] == "interrupted", name
     assert meta["finished_at"] is not None and "error" not in meta
 
-    loaded = daedalus.load_run(training.run_dir)  # final is the default checkpoint
+    loaded = daedalus.load_run(training.run_dir, trust_code=True)  # final is the default checkpoint
     assert loaded.checkpoint == "final"
     final_step = json.loads((training.run_dir / "checkpoints" / "final" / "meta.json").read_text())["step"]
     last_snapshot = int(before[-1].split("-")[1])
@@ -209,8 +212,41 @@ def test_killed_run_shows_as_crashed_and_keeps_its_snapshots(tmp_path: Path) -> 
 
         assert not (run_dir / "checkpoints" / "final").exists()
         newest = snapshots[-1]
-        loaded = daedalus.load_run(run_dir)  # no final: the newest snapshot
+        loaded = daedalus.load_run(run_dir, trust_code=True)  # no final: the newest snapshot
         assert loaded.checkpoint == newest
         assert loaded.agent.updates == int(newest.split("-")[1])
-        oldest = daedalus.load_run(run_dir, checkpoint=snapshots[0])
+        oldest = daedalus.load_run(run_dir, checkpoint=snapshots[0], trust_code=True)
         assert oldest.agent.updates == int(snapshots[0].split("-")[1])
+
+
+@pytest.mark.parametrize(
+    ("signals", "gap_s"),
+    [(("SIGINT", "SIGINT"), 0.05), (("SIGINT", "SIGINT", "SIGTERM"), 0.02), (("SIGTERM", "SIGINT"), 0.15)],
+    ids=["ctrl-c-twice-50ms", "three-signals-20ms", "sigterm-then-ctrl-c-during-save"],
+)
+def test_more_signals_during_the_final_save_never_change_the_outcome(tmp_path: Path, signals: tuple[str, ...], gap_s: float) -> None:
+    # Each save takes 0.3 s, so the later signals land while the final checkpoint is written.
+    for training in _start(tmp_path, env={"FOREVER_SAVE_S": "0.3"}):
+        training.wait_for_snapshots(1)
+        for i, name in enumerate(signals):
+            if i:
+                time.sleep(gap_s)
+            training.proc.send_signal(getattr(signal, name))
+        try:
+            code = training.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"training did not stop:\n{training.output()}")
+        output = training.output()
+        assert code == 130, output
+        assert "Traceback" not in output
+        meta = json.loads((training.run_dir / "run.json").read_text())
+        assert meta["status"] == "interrupted" and meta["finished_at"] is not None, meta
+        final = training.run_dir / "checkpoints" / "final"
+        assert json.loads((final / "meta.json").read_text())["step"] == meta["steps"]
+        leftovers = [p.name for p in (training.run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+        assert leftovers == []
+        listed = subprocess.run(
+            [sys.executable, "-m", "daedalus", "runs", "list", "--runs-dir", "runs", "--json"],
+            cwd=training.root, capture_output=True, text=True, timeout=60,
+        )
+        assert [r["status"] for r in json.loads(listed.stdout)] == ["interrupted"]

@@ -9,7 +9,7 @@ import pytest
 
 import daedalus
 from daedalus import api
-from daedalus.errors import ProfileError
+from daedalus.errors import ProfileError, TrustError
 from tests.conftest import write
 
 AGENT_FILE = """
@@ -73,10 +73,13 @@ def test_train_records_everything(project: Path) -> None:
     assert json.loads((result.path / "artifacts.json").read_text()) == {"loss": [1.0, 0.5]}
     saved = (result.path / "profile.yaml").read_text()
     assert f"{project / 'agents.py'}:SPEC" in saved  # file references made absolute
-    loaded = daedalus.load_run(result.path)
+    # The agent lives in a file, not in a project module: loading the run needs trust_code.
+    with pytest.raises(TrustError, match=r"refers to '.*agents\.py:SPEC'.*--trust-code"):
+        daedalus.load_run(result.path)
+    loaded = daedalus.load_run(result.path, trust_code=True)
     assert loaded.checkpoint == "final" and loaded.agent.calls == 50
     assert loaded.agent.n_actions == 2 and loaded.agent.obs_dim == 4
-    peak = daedalus.load_run(result.path, checkpoint="peak")
+    peak = daedalus.load_run(result.path, checkpoint="peak", trust_code=True)
     assert peak.agent.calls == 50
 
 
@@ -85,7 +88,7 @@ def test_failure_keeps_the_run(project: Path) -> None:
     assert result.status == "failed" and result.error == "exploded on purpose"
     run = json.loads((result.path / "run.json").read_text())
     assert run["error"]["type"] == "RuntimeError" and "Traceback" in run["error"]["traceback"]
-    assert daedalus.load_run(result.path).checkpoint == "last"
+    assert daedalus.load_run(result.path, trust_code=True).checkpoint == "last"
 
 
 def test_validation_happens_before_any_training(project: Path) -> None:

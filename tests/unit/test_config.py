@@ -74,8 +74,8 @@ def test_profile_config_access() -> None:
     [
         ("p:\n  agnet_id: random\n  env_id: CartPole-v1\n", r"p\.yaml:2: profile 'p': unknown key 'agnet_id'\. Did you mean 'agent_id'\?"),
         ("p:\n  env_id: CartPole-v1\n", r"p\.yaml:1: profile 'p': 'agent_id' is missing\. Add 'agent_id: \.\.\.'"),
-        ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  num_envs: four\n", r"p\.yaml:4: .*'num_envs' must be an integer >= 1, got 'four' \(str\)\. Write e\.g\. 'num_envs: 8'"),
-        ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  seed: 1.5\n", r"p\.yaml:4: .*'seed' must be an integer or null"),
+        ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  num_envs: four\n", r"p\.yaml:4: .*'num_envs' must be an integer from 1 to 4096, got 'four' \(str\)\. Write e\.g\. 'num_envs: 8'"),
+        ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  seed: 1.5\n", r"p\.yaml:4: .*'seed' must be a non-negative integer below 2\*\*63, or null"),
         ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  vectorization: asink\n", r"p\.yaml:4: .*unknown vectorization 'asink'\. Use one of: auto, sync, async\. Did you mean 'async'\?"),
         ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  config: [1, 2]\n", r"p\.yaml:4: .*'config' must be a mapping"),
         ("p:\n  agent_id: random\n  env_id: CartPole-v1\n  wrappers: [{id: X, argz: {}}]\n", r"p\.yaml:4: .*unknown wrapper key"),

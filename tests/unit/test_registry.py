@@ -50,15 +50,17 @@ def test_file_reference_and_module_reference(workdir: Path) -> None:
 
 
 def test_reference_errors(workdir: Path) -> None:
-    write(workdir / "mod_x.py", "VALUE = 1\n")
+    write(workdir / "mod_x.py", "VALUE = 1\ndef helper(): ...\n")
     with pytest.raises(RegistryError, match=r"has no attribute 'VALEU'\. Did you mean 'VALUE'\?"):
         registry.resolve_ref("mod_x.py:VALEU")
     with pytest.raises(RegistryError, match="file 'nope.py' not found"):
         registry.resolve_ref("nope.py:X")
     with pytest.raises(RegistryError, match="no module named 'no_such_pkg_xyz.mod'"):
         registry.resolve_ref("no_such_pkg_xyz.mod:X")
-    with pytest.raises(RegistryError, match="not an agent"):
+    with pytest.raises(RegistryError, match="names int object, not a class or function"):
         registry.get_agent("mod_x.py:VALUE")
+    with pytest.raises(RegistryError, match="not an agent"):
+        registry.get_agent("mod_x.py:helper")
 
 
 def test_user_code_error_shows_user_frames(workdir: Path) -> None:

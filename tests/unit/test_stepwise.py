@@ -180,12 +180,17 @@ class MyLoop(BaseLoop):
 def helpers(workdir: Path) -> Any:
     """The helper module (written into the working directory), with its call log cleared."""
     write(workdir / "helpers.py", HELPERS)
-    resolve_ref("helpers.py:CALLS", workdir).clear()
+    helper_module(workdir).CALLS.clear()
     return workdir
 
 
+def helper_module(workdir: Path) -> Any:
+    """The imported helpers.py (a profile reference names a class or function, not a list)."""
+    return sys.modules[resolve_ref("helpers.py:make_env", workdir).__module__]
+
+
 def calls(workdir: Path) -> list[tuple[Any, ...]]:
-    return resolve_ref("helpers.py:CALLS", workdir)  # type: ignore[no-any-return]
+    return helper_module(workdir).CALLS  # type: ignore[no-any-return]
 
 
 def train(
@@ -306,7 +311,7 @@ def test_random_episodes(helpers: Path) -> None:
 
 
 def test_render_creates_a_human_env(helpers: Path) -> None:
-    envs = resolve_ref("helpers.py:ENVS", helpers)
+    envs = helper_module(helpers).ENVS
     envs.clear()
     train(helpers, {"max_episodes": 1, "render": True, "eval_episodes": 1})
     assert [e.render_mode for e in envs].count(
@@ -445,7 +450,7 @@ def test_agents_without_save_get_a_note(helpers: Path, capsys: pytest.CaptureFix
 
 def test_saved_agent_is_restored_by_load_run(helpers: Path) -> None:
     result = train(helpers, {"max_episodes": 1, "eval_episodes": 0}, agent="SavingAgent")
-    loaded = api.load_run(result.path)
+    loaded = api.load_run(result.path, trust_code=True)
     assert loaded.agent.loaded == b"state"
     assert loaded.agent.action_space.n == 2 and loaded.agent.training is False
 

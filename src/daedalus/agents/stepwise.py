@@ -394,10 +394,17 @@ def parse_loop_section(
     return loop_cls, params, normalized
 
 
+#: Names of the built-in loop a profile may give as ``loop.class``.
+_BUILTIN_LOOP_NAMES = ("DefaultLoop", "daedalus:DefaultLoop", "daedalus.agents.loops:DefaultLoop")
+
+
 def _resolve_loop_class(
     class_ref: Any, fail: Callable[[tuple[str, ...], str, str], ProfileError], base_dir: Path | None
 ) -> tuple[type, str]:
     fix = "Write 'class: pkg.mod:MyLoop' or 'class: path/to/file.py:MyLoop' (a BaseLoop subclass)."
+    if class_ref in _BUILTIN_LOOP_NAMES:
+        # Built in: no import, so it also works when loading a run folder without --trust-code.
+        return DefaultLoop, class_ref
     if not isinstance(class_ref, str) or not _registry.is_ref(class_ref):
         raise fail(("loop", "class"), f"'loop.class' must be a reference, got {class_ref!r}", fix)
     try:
@@ -425,26 +432,40 @@ def _typed_loop_parameters(
     params_path: tuple[str, ...],
     fail: Callable[[tuple[str, ...], str, str], ProfileError],
 ) -> dict[str, Any]:
+    import dataclasses
     import typing
 
     from daedalus.config import check_type, type_name
+    from daedalus.errors import Problems
+    from daedalus.params import check_value
 
     hints = typing.get_type_hints(config_class)
+    metadata = {f.name: f.metadata for f in dataclasses.fields(config_class)} if dataclasses.is_dataclass(config_class) else {}
+    problems = Problems()
     checked = {}
     for key, value in params.items():
         expected = hints.get(key, Any)
         ok, coerced = check_type(value, expected)
         if not ok:
-            raise fail(
+            problems.add(fail(
                 (*params_path, key),
                 f"loop key '{key}' must be {type_name(expected)}, "
                 f"got {value!r} ({type(value).__name__})",
                 f"Change it to a value of type {type_name(expected)}.",
-            )
+            ))
+            continue
+        problem = check_value(key, coerced, metadata.get(key, {}))
+        if problem is not None:
+            problems.add(fail((*params_path, key), problem, "Change it to an allowed value."))
+            continue
         checked[key] = coerced
+    problems.raise_if_any()
     try:
         config_class(**checked)
     except (TypeError, ValueError) as exc:
+        field_name, _, rest = str(exc).partition(":")
+        if field_name in hints and rest:
+            raise fail((*params_path, field_name), rest.strip().rstrip("."), "Change one of the values named.") from None
         raise fail(
             params_path, f"invalid loop options: {exc}", "Fix the value named above."
         ) from None

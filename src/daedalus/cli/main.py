@@ -31,6 +31,14 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(describe_app, name="describe")
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the run folders.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-code",
+        help="Allow the run's profile to import code that is not built in or part of the current project "
+        "(file.py:Obj, other modules). Only for runs from someone you trust; see docs/security.md.",
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Override a value: KEY=VALUE with a dotted key, e.g. config.learning_rate=1e-3. Repeatable."),
@@ -188,7 +196,7 @@ def runs_list(
     profile: Annotated[str | None, typer.Option(help="Only runs of this profile id.")] = None,
     agent: Annotated[str | None, typer.Option(help="Only runs of this agent id.")] = None,
     env: Annotated[str | None, typer.Option(help="Only runs on this env id.")] = None,
-    status: Annotated[str | None, typer.Option(metavar="STATUS", help="running, completed, interrupted, failed or crashed.")] = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="running, completed, interrupted, failed, crashed or corrupt.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Table of runs: profile, agent, env, steps, returns, status."""
@@ -218,12 +226,15 @@ def runs_show(
     data = api.show_run(run, runs_dir)
     data.pop("command", None)
     error = data.pop("error", None)
+    problems = data.pop("problems", [])
     for key, value in data.items():
         if isinstance(value, list | dict):
             value = json.dumps(value)
         print(f"{key:>16}: {value}")
-    if error:
+    if isinstance(error, dict) and not problems:  # the problems say the same, one per line
         print(f"{'error':>16}: {error.get('type')}: {error.get('message')}")
+    for problem in problems:
+        print(f"{'problem':>16}: {problem}")
 
 
 @app.command()
@@ -235,6 +246,7 @@ def evaluate(
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")] = True,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Evaluate a saved run (mean ± std over N episodes).
 
@@ -248,7 +260,10 @@ def evaluate(
         return
     if profile_id is not None:
         raise typer.BadParameter(f"PROFILE_ID ('{profile_id}') only goes with a profile file; '{run}' is not one.")
-    result, path = api.evaluate_run(run, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
+    result, path = api.evaluate_run(
+        run, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed,
+        runs_dir=runs_dir, trust_code=trust_code,
+    )
     print(result.format())
     print(f"written to {path}")
 
@@ -278,13 +293,17 @@ def replay(
     deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")] = True,
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Record a saved run's agent to a video.
 
     Writes .mp4 or .gif (needs daedalus[video]).
     """
     _load_modules()
-    result, path = api.replay(run, video, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed, runs_dir=runs_dir)
+    result, path = api.replay(
+        run, video, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed,
+        runs_dir=runs_dir, trust_code=trust_code,
+    )
     print(result.format())
     print(f"video: {path}")
 

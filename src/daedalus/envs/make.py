@@ -21,8 +21,13 @@ class _ProfileSeed:
 _PROFILE_SEED = _ProfileSeed()
 
 
-def env_factory_for(profile: Profile, **extra_env_args: Any) -> Callable[[int | None], gym.Env]:
+def env_factory_for(
+    profile: Profile, flatten_observations: bool = False, **extra_env_args: Any
+) -> Callable[[int | None], gym.Env]:
     """``make_env(seed)`` for a profile: a fresh env with wrappers applied.
+
+    ``flatten_observations`` adds Gymnasium's ``FlattenObservation`` after the profile's
+    wrappers (Dict and Tuple observations for agents that take one vector).
 
     The factory and every wrapper are resolved now, so that a bad id fails before training.
     Seeding resets the env once with ``seed`` and seeds its action space; later ``reset()``
@@ -51,6 +56,10 @@ def env_factory_for(profile: Profile, **extra_env_args: Any) -> Callable[[int | 
                 env = wrapper(env, **args)
             except TypeError as exc:
                 raise RegistryError(f"wrapper '{ref}' rejected args {args}: {exc}. Fix its args in the profile.") from None
+        if flatten_observations:
+            from gymnasium.wrappers import FlattenObservation
+
+            env = FlattenObservation(env)
         if seed is not None:
             env.reset(seed=seed)
             env.action_space.seed(seed)
