@@ -20,25 +20,13 @@ from typing import Any
 
 import pytest
 
-from daedalus.agents.base import Agent
 from daedalus.errors import RunError
 from daedalus.runs import store
 from daedalus.runs.index import COLUMNS, RunIndex, validate_record
 from daedalus.runs.store import RunFolder, list_runs, load_checkpoint_into, pid_alive, resolve_run
+from tests.unit.test_runs import BytesAgent
 
 RESTORE_HINT = "Restore run.json from a backup"
-
-
-class BytesAgent(Agent):
-    def __init__(self, value: bytes = b"") -> None:
-        super().__init__("bytes")
-        self.value = value
-
-    def save(self) -> bytes:
-        return self.value
-
-    def load(self, agent_data: bytes) -> None:
-        self.value = agent_data
 
 
 def _new_run(runs_dir: Path, profile_id: str) -> RunFolder:
