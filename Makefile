@@ -29,6 +29,7 @@ test: lint
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed-test
 	$(PIP) -e '.[test,bench]'

@@ -11,24 +11,25 @@ from typing import TYPE_CHECKING, Any
 from daedalus.agents.base import Agent, TensorAgent
 from daedalus.config import ProfileConfig
 from daedalus.errors import DaedalusError
+from daedalus.hooks import CheckpointSaved, EvalEnd, RolloutEnd, StopTraining, UpdateEnd
 from daedalus.registry import register_agent, register_env, register_wrapper
 from daedalus.types import ExtraState, TrainContext
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "train": "daedalus.api",
-    "train_many": "daedalus.api",
-    "batch": "daedalus.api",
-    "load_run": "daedalus.api",
-    "describe_agent": "daedalus.api",
-    "RunResult": "daedalus.api",
-    "LoadedRun": "daedalus.api",
+    "train": "daedalus.api.session",
+    "train_many": "daedalus.api.session",
+    "batch": "daedalus.api.batch",
+    "load_run": "daedalus.api.runs",
+    "describe_agent": "daedalus.api.runs",
+    "RunResult": "daedalus.api.session",
+    "LoadedRun": "daedalus.api.runs",
     "evaluate": "daedalus.evaluation",
     "report": "daedalus.tracking.progress",
     "StepAgent": "daedalus.agents.stepwise",
     "create_default": "daedalus.agents.stepwise",
-    "evaluate_profile": "daedalus.api",
+    "evaluate_profile": "daedalus.api.runs",
     "test_agent": "daedalus.agents.stepwise",
     "BaseLoop": "daedalus.agents.loops",
     "DefaultLoop": "daedalus.agents.loops",
@@ -38,6 +39,11 @@ _LAZY = {
 __all__ = [
     "Agent",
     "BaseLoop",
+    "CheckpointSaved",
+    "EvalEnd",
+    "RolloutEnd",
+    "StopTraining",
+    "UpdateEnd",
     "DaedalusError",
     "DefaultLoop",
     "ExtraState",
@@ -66,16 +72,9 @@ __all__ = [
 if TYPE_CHECKING:
     from daedalus.agents.loops import BaseLoop, DefaultLoop, LoopConfig
     from daedalus.agents.stepwise import StepAgent, create_default, test_agent
-    from daedalus.api import (
-        LoadedRun,
-        RunResult,
-        batch,
-        describe_agent,
-        evaluate_profile,
-        load_run,
-        train,
-        train_many,
-    )
+    from daedalus.api.batch import batch
+    from daedalus.api.runs import LoadedRun, describe_agent, evaluate_profile, load_run
+    from daedalus.api.session import RunResult, train, train_many
     from daedalus.evaluation import evaluate
     from daedalus.tracking.progress import report
 

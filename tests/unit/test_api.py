@@ -9,7 +9,7 @@ import pytest
 
 import daedalus
 from daedalus import api
-from daedalus.errors import ProfileError, TrustError
+from daedalus.errors import DaedalusError, ProfileError, TrustError
 from tests.conftest import write
 
 AGENT_FILE = """
@@ -135,3 +135,14 @@ def test_wrong_action_space_is_a_profile_error(workdir: Path, agent: str, env: s
     path = write(workdir / "p.yaml", f"p:\n  agent_id: {agent}\n  env_id: {env}\n")
     with pytest.raises(ProfileError, match=rf"p\.yaml:2: profile 'p': agent '{agent}' acts in .* action spaces, but '{env}' has"):
         api.load(path)
+
+
+def test_evaluate_target_tells_a_run_from_a_profile_file(project: Path) -> None:
+    result = daedalus.train(agent_id="agents.py:SPEC", env_id="CartPole-v1", config={"total_steps": 20}, runs_dir=project / "runs")
+    evaluation, eval_file = api.evaluate_target(result.path, episodes=2, trust_code=True)
+    assert evaluation.n_episodes == 2 and eval_file == result.path / "eval.json" and eval_file.is_file()
+    with pytest.raises(DaedalusError, match="only goes with a profile file"):
+        api.evaluate_target(result.path, "p", trust_code=True)
+    profile = write(project / "p.yaml", "p:\n  agent_id: agents.py:SPEC\n  env_id: CartPole-v1\n")
+    with pytest.raises(ProfileError, match="not a stepwise agent"):  # a profile file, not a run
+        api.evaluate_target(profile)

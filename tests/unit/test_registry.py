@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daedalus import registry
+from daedalus import api, registry
 from daedalus.errors import RegistryError, UserCodeError
 from daedalus.specs import AgentSpec
 from tests.conftest import write
@@ -104,7 +104,7 @@ def test_envs_and_wrappers() -> None:
 
 def test_project_modules(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(workdir / "proj_mod_a.py", "from daedalus import register_agent\nregister_agent('proj-a', lambda: 1, lambda *a: None)\n")
-    project = registry.add_module("proj_mod_a")
+    project = api.add_module("proj_mod_a")
     assert project == workdir / ".daedalus.yaml"
     assert registry.read_project_modules(project) == ["proj_mod_a"]
     nested = workdir / "deep" / "er"
@@ -113,9 +113,10 @@ def test_project_modules(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(registry, "_LOADED", set())
     monkeypatch.chdir(nested)
     assert registry.load_project_modules() == ["proj_mod_a"]
-    registry.remove_module("proj_mod_a")
+    assert api.project_modules(nested) == (project, ["proj_mod_a"])
+    api.remove_module("proj_mod_a")
     assert registry.read_project_modules(project) == []
     with pytest.raises(RegistryError, match="is not listed"):
-        registry.remove_module("proj_mod_a")
+        api.remove_module("proj_mod_a")
     with pytest.raises(RegistryError, match="no module named 'not_a_module_qq'"):
-        registry.add_module("not_a_module_qq")
+        api.add_module("not_a_module_qq")

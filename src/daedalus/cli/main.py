@@ -61,9 +61,9 @@ def _root(
 
 
 def _load_modules() -> None:
-    from daedalus.registry import load_project_modules
-
-    load_project_modules()
+    # Start-up, like the signal handlers: plugins and the project's modules register their
+    # agents, envs and wrappers before a command looks them up.
+    api.load_project_modules()
 
 
 # --------------------------------------------------------------------------- training
@@ -124,30 +124,24 @@ def _finish(results: list[api.RunResult]) -> None:
 @module_app.command("add")
 def module_add(name: Annotated[str, typer.Argument(help="Importable module, e.g. my_project.agents.")]) -> None:
     """Import MODULE and record it in .daedalus.yaml."""
-    from daedalus.registry import add_module
-
-    print(f"added '{name}' to {add_module(name)}")
+    print(f"added '{name}' to {api.add_module(name)}")
 
 
 @module_app.command("remove")
 def module_remove(name: Annotated[str, typer.Argument(help="Module name to remove.")]) -> None:
     """Remove MODULE from the nearest .daedalus.yaml."""
-    from daedalus.registry import remove_module
-
-    print(f"removed '{name}' from {remove_module(name)}")
+    print(f"removed '{name}' from {api.remove_module(name)}")
 
 
 @module_app.command("list")
 def module_list() -> None:
     """Show the modules recorded in the nearest .daedalus.yaml."""
-    from daedalus.registry import find_project_file, read_project_modules
-
-    project_file = find_project_file()
+    project_file, names = api.project_modules()
     if project_file is None:
         print("no .daedalus.yaml found from here upwards; add a module with 'daedalus module add MODULE'")
         return
     print(f"# {project_file}")
-    for name in read_project_modules(project_file):
+    for name in names:
         print(name)
 
 
@@ -163,28 +157,22 @@ FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", help="Only ids 
 @list_app.command("agents")
 def list_agents(filter_: FilterOpt = None) -> None:
     """Agents: built-ins and those registered by your modules."""
-    from daedalus.registry import list_agents as items
-
     _load_modules()
-    _print_ids(items(), filter_)
+    _print_ids(api.list_agents(), filter_)
 
 
 @list_app.command("envs")
 def list_envs(filter_: FilterOpt = None) -> None:
     """Environments: every Gymnasium id and those registered by your modules."""
-    from daedalus.registry import list_envs as items
-
     _load_modules()
-    _print_ids(items(), filter_)
+    _print_ids(api.list_envs(), filter_)
 
 
 @list_app.command("wrappers")
 def list_wrappers(filter_: FilterOpt = None) -> None:
     """Wrappers: gymnasium.wrappers classes and those registered by your modules."""
-    from daedalus.registry import list_wrappers as items
-
     _load_modules()
-    _print_ids(items(), filter_)
+    _print_ids(api.list_wrappers(), filter_)
 
 
 # --------------------------------------------------------------------------- runs
@@ -255,17 +243,13 @@ def evaluate(
     evaluate) and prints the same line.
     """
     _load_modules()
-    if Path(run).is_file() and Path(run).suffix in (".yaml", ".yml"):
-        print(api.evaluate_profile(run, profile_id, episodes, seed=seed).format())
-        return
-    if profile_id is not None:
-        raise typer.BadParameter(f"PROFILE_ID ('{profile_id}') only goes with a profile file; '{run}' is not one.")
-    result, path = api.evaluate_run(
-        run, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed,
+    result, path = api.evaluate_target(
+        run, profile_id, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed,
         runs_dir=runs_dir, trust_code=trust_code,
     )
     print(result.format())
-    print(f"written to {path}")
+    if path is not None:
+        print(f"written to {path}")
 
 
 @app.command("create-default")
@@ -277,10 +261,8 @@ def create_default(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
 ) -> None:
     """Write a profile holding every declared parameter of AGENT (and its loop) with its default."""
-    from daedalus.agents.stepwise import write_default_profile
-
     _load_modules()
-    text = write_default_profile(agent, env, loop, output, force=force)
+    text = api.write_default_profile(agent, env, loop, output, force=force)
     print(f"wrote {output}" if output is not None else text.rstrip("\n"))
 
 

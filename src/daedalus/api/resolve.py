@@ -1,0 +1,422 @@
+"""Resolve a profile: agent, environment and typed config, all checked before anything trains.
+
+:func:`load` and :func:`validate` turn profiles into :class:`ResolvedProfile` s (every
+problem of every profile reported at once); :func:`make_agent` calls an agent factory
+with the arguments its parameter names ask for; :func:`code_references` lists the code a
+profile would import (for ``--trust-code``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daedalus.config import (
+    Profile,
+    ProfileConfig,
+    build_config,
+    config_defaults,
+    read_profiles,
+    resolve_device,
+)
+from daedalus.errors import DaedalusError, Problems, ProfileError, RegistryError
+from daedalus.registry import get_agent, is_ref
+from daedalus.specs import AgentSpec
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass
+class ResolvedProfile:
+    """A profile whose agent, env and config have all been resolved and checked."""
+
+    profile: Profile
+    spec: AgentSpec
+    config: Any  # the typed config instance, or a ProfileConfig
+    make_env: Callable[[int | None], Any]
+    observation_space: Any
+    action_space: Any
+    #: Dict/Tuple observations are flattened for the agent (AgentSpec.flat_observations).
+    flatten_observations: bool = False
+    #: One factory per entry of the profile's ``callbacks``: a fresh callback object per run.
+    callback_factories: list[Callable[[], Any]] = field(default_factory=list)
+
+    def make_callbacks(self) -> list[Any]:
+        """Fresh callback objects for one training session."""
+        return [factory() for factory in self.callback_factories]
+
+    def resolve(self, ref: str) -> Any:
+        """Import a reference named by this profile (relative to its file, under the current trust rules)."""
+        from daedalus.registry import resolve_ref
+
+        return resolve_ref(ref, self.profile.base_dir)
+
+    def env_factory(self, **extra_env_args: Any) -> Callable[..., Any]:
+        """``make_env(seed)`` with extra constructor arguments (e.g. ``render_mode``)."""
+        from daedalus.envs.make import env_factory_for
+
+        return env_factory_for(self.profile, flatten_observations=self.flatten_observations, **extra_env_args)
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The profile with every default filled in and file references made absolute."""
+        data = self.profile.to_dict()
+        if self.spec.config_class is not None:
+            data["config"] = {**config_defaults(self.spec.config_class), **_plain_config(self.config)}
+        elif self.spec.default_config is not None:
+            data["config"] = _plain_config(self.config)
+        base = self.profile.base_dir
+        data["agent_id"] = _absolute_ref(data["agent_id"], base)
+        data["env_id"] = _absolute_ref(data["env_id"], base)
+        for wrapper in data["wrappers"]:
+            wrapper["id"] = _absolute_ref(wrapper["id"], base)
+        for callback in data.get("callbacks", []):
+            callback["ref"] = _absolute_ref(callback["ref"], base)
+        if self.spec.config_class is not None:
+            import dataclasses
+
+            for config_field in dataclasses.fields(self.spec.config_class):
+                value = data["config"].get(config_field.name)
+                if config_field.metadata.get("code") and isinstance(value, str):
+                    data["config"][config_field.name] = _absolute_ref(value, base)
+        return data
+
+
+def _plain_config(config: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    if isinstance(config, ProfileConfig):
+        return config.to_dict()
+    return dict(config)
+
+
+def _absolute_ref(ref: str, base: Path) -> str:
+    if is_ref(ref):
+        file_part, _, attr = ref.rpartition(":")
+        if file_part.endswith(".py") and not Path(file_part).expanduser().is_absolute():
+            for candidate in (base / file_part, Path.cwd() / file_part):
+                if candidate.is_file():
+                    return f"{candidate.resolve()}:{attr}"
+    return ref
+
+
+def validate(profile: Profile) -> ResolvedProfile:
+    """Resolve the agent, the environment (one copy is built and closed) and the typed config.
+
+    Every problem is collected and reported at once in a ProfileError naming the profile
+    file and line, so that a batch fails before any training starts. A reference that the
+    current trust rules refuse (see :func:`load_run`) raises a TrustError instead.
+    """
+    problems = Problems()
+    spec: AgentSpec | None = None
+    config: Any = None
+    try:
+        spec = get_agent(profile.agent_id, profile.base_dir)
+    except RegistryError as exc:
+        problems.add(profile.fail(("agent_id",), str(exc).rstrip("."), "Fix 'agent_id'."))
+    if spec is not None:
+        if spec.training_wrapper is None:
+            problems.add(profile.fail(
+                ("agent_id",),
+                f"agent '{profile.agent_id}' was registered without a training wrapper, so it cannot be trained",
+                "Pass training_wrapper= to register_agent().",
+            ))
+        with problems.collect():
+            if spec.config_class is not None:
+                config = build_config(spec.config_class, profile.config, profile)
+            elif spec.default_config is not None:
+                config = ProfileConfig(_with_declared_defaults(spec.default_config, profile))
+            else:
+                config = ProfileConfig(profile.config)
+        if spec.check_profile is not None:
+            with problems.collect():
+                spec.check_profile(profile)
+    from daedalus.envs.make import env_factory_for
+
+    make_env: Any = None
+    observation_space = action_space = None
+    try:
+        make_env = env_factory_for(profile)
+        env = make_env(None)
+        try:
+            observation_space, action_space = env.observation_space, env.action_space
+        finally:
+            env.close()
+    except RegistryError as exc:
+        problems.add(profile.fail(("env_id",), str(exc).rstrip("."), "Fix 'env_id', 'env_args' or 'wrappers'."))
+    except DaedalusError:
+        raise
+    except Exception as exc:
+        problems.add(profile.fail(
+            ("env_id",),
+            f"creating environment '{profile.env_id}' failed: {type(exc).__name__}: {exc}",
+            "Check env_id and env_args (and that the env's optional packages are installed).",
+        ))
+    flatten = False
+    if spec is not None and observation_space is not None:
+        with problems.collect():
+            flatten = check_spaces(profile, spec, observation_space, action_space)
+        if flatten:
+            make_env = env_factory_for(profile, flatten_observations=True)
+            observation_space = _flat_space(observation_space)
+        if config is not None:
+            with problems.collect():
+                check_memory(profile, config, observation_space, action_space)
+    callback_factories: list[Callable[[], Any]] = []
+    with problems.collect():
+        callback_factories = resolve_callbacks(profile)
+    if config is not None and spec is not None and spec.config_class is not None:
+        with problems.collect():
+            check_code_fields(profile, config)
+    problems.raise_if_any()
+    assert spec is not None
+    return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten, callback_factories)
+
+
+def resolve_callbacks(profile: Profile) -> list[Callable[[], Any]]:
+    """Import every class the profile's ``callbacks`` name; each becomes a factory of fresh objects."""
+    import functools
+
+    from daedalus.hooks import HOOK_NAMES
+    from daedalus.registry import resolve_ref
+
+    problems = Problems()
+    factories: list[Callable[[], Any]] = []
+    fix = f"Point it at a class with one or more of {', '.join(HOOK_NAMES)} (see docs/hooks.md)."
+    for i, entry in enumerate(profile.callbacks):
+        where = ("callbacks", str(i))
+        try:
+            obj = resolve_ref(entry.ref, profile.base_dir) if is_ref(entry.ref) else None
+        except RegistryError as exc:
+            problems.add(profile.fail(where, str(exc).rstrip("."), fix))
+            continue
+        if obj is None:
+            problems.add(profile.fail(where, f"callback '{entry.ref}' is not a reference", "Write 'pkg.mod:Class' or 'file.py:Class'."))
+        elif not inspect.isclass(obj) or not any(hasattr(obj, name) for name in HOOK_NAMES):
+            problems.add(profile.fail(where, f"callback '{entry.ref}' is not a hook class", fix))
+        else:
+            try:
+                inspect.signature(obj).bind(**entry.args)
+            except TypeError as exc:
+                problems.add(profile.fail(where, f"callback '{entry.ref}' does not take args {entry.args}: {exc}", "Fix its args."))
+                continue
+            factories.append(functools.partial(obj, **entry.args))
+    problems.raise_if_any()
+    return factories
+
+
+def check_code_fields(profile: Profile, config: Any) -> None:
+    """Import the references a typed config holds (fields declared with ``param(..., code=True)``).
+
+    So that a custom loss that does not exist, is not callable or is not trusted fails at load
+    time with its line, not in the middle of training.
+    """
+    import dataclasses
+
+    from daedalus.registry import resolve_ref
+
+    problems = Problems()
+    for config_field in dataclasses.fields(config):
+        value = getattr(config, config_field.name)
+        if not config_field.metadata.get("code") or value is None:
+            continue
+        where = ("config", config_field.name)
+        if not is_ref(value):
+            problems.add(profile.fail(where, f"'{config_field.name}' must be a reference 'pkg.mod:function' or 'file.py:function', got {value!r}", "Fix the reference."))
+            continue
+        try:
+            obj = resolve_ref(value, profile.base_dir)
+        except RegistryError as exc:
+            problems.add(profile.fail(where, str(exc).rstrip("."), f"Fix '{config_field.name}'."))
+            continue
+        if not callable(obj):
+            problems.add(profile.fail(where, f"'{value}' is not callable", f"Point '{config_field.name}' at a function."))
+    problems.raise_if_any()
+
+
+def _flat_space(space: Any) -> Any:
+    from gymnasium import spaces
+
+    return spaces.flatten_space(space)
+
+
+#: Observation spaces that have no flat vector form.
+_UNFLATTENABLE = ("Graph", "Sequence", "Text")
+
+
+def check_spaces(profile: Profile, spec: AgentSpec, observation_space: Any, action_space: Any) -> bool:
+    """Refuse spaces the agent cannot handle; returns whether observations must be flattened."""
+    problems = Problems()
+    if spec.action_spaces is not None and type(action_space).__name__ not in spec.action_spaces:
+        problems.add(profile.fail(
+            ("agent_id",),
+            f"agent '{profile.agent_id}' acts in {' or '.join(spec.action_spaces)} action spaces, but "
+            f"'{profile.env_id}' has {action_space}",
+            f"Use an agent for {type(action_space).__name__} actions (ppo and a2c: Discrete, MultiDiscrete, "
+            "Box; dqn: Discrete; sac and td3: Box) or another environment.",
+        ))
+    flatten = False
+    if spec.flat_observations:
+        kind = type(observation_space).__name__
+        nested = _nested_space_names(observation_space)
+        bad = sorted(set(nested) & set(_UNFLATTENABLE))
+        if bad:
+            problems.add(profile.fail(
+                ("env_id",),
+                f"agent '{profile.agent_id}' takes flat vector observations, and {', '.join(bad)} "
+                f"observation spaces have no flat form ('{profile.env_id}' observes {observation_space})",
+                "Add a wrapper that turns observations into a Box (wrappers: [...]) or use another agent.",
+            ))
+        flatten = kind in ("Dict", "Tuple") and not bad
+    problems.raise_if_any()
+    return flatten
+
+
+def _nested_space_names(space: Any) -> list[str]:
+    from gymnasium import spaces
+
+    names = [type(space).__name__]
+    if isinstance(space, spaces.Dict):
+        for sub in space.spaces.values():
+            names += _nested_space_names(sub)
+    elif isinstance(space, spaces.Tuple):
+        for sub in space.spaces:
+            names += _nested_space_names(sub)
+    return names
+
+
+def check_memory(profile: Profile, config: Any, observation_space: Any, action_space: Any) -> None:
+    """Refuse sizes whose estimated memory exceeds this machine's memory (with the estimate)."""
+    from daedalus.params import estimate_memory_bytes, machine_memory_bytes
+
+    estimate = estimate_memory_bytes(config, observation_space, action_space, profile.num_envs)
+    available = machine_memory_bytes()
+    if available is None or estimate.total <= available:
+        return
+    gib = 1024**3
+    raise profile.fail(
+        ("config",),
+        f"the sizes in this profile need about {estimate.total / gib:,.1f} GiB "
+        f"({estimate.describe()}), more than this machine's {available / gib:,.1f} GiB of memory",
+        "Make the largest of them smaller.",
+    )
+
+
+def _with_declared_defaults(defaults: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    from daedalus.errors import did_you_mean
+
+    for key in profile.config:
+        if key not in defaults:
+            hint = did_you_mean(key, list(defaults))
+            raise profile.fail(
+                ("config", key),
+                f"unknown config key '{key}' for agent '{profile.agent_id}'",
+                f"{hint.strip() or 'Remove it.'} Declared parameters: {', '.join(defaults) or 'none'}.",
+            )
+    return {**defaults, **profile.config}
+
+
+def load(
+    path: str | Path, profile_ids: Sequence[str] | None = None, overrides: Sequence[str] = ()
+) -> list[ResolvedProfile]:
+    """Load and validate profiles from a file: every one is checked before anything trains.
+
+    The problems of all profiles are reported together in one ProfileError.
+    """
+    problems = Problems()
+    resolved = []
+    for profile in read_profiles(path, profile_ids, overrides, problems):
+        if not (profile.agent_id and profile.env_id):
+            continue  # already reported: nothing to resolve
+        with problems.collect():
+            resolved.append(validate(profile))
+    problems.raise_if_any()
+    return resolved
+
+
+# --------------------------------------------------------------------------- agents
+
+
+def make_agent(resolved: ResolvedProfile) -> Any:
+    """Call the agent factory with the arguments its parameter names ask for."""
+    space_obs, space_act = resolved.observation_space, resolved.action_space
+    shape = getattr(space_obs, "shape", None)
+    available: dict[str, Any] = {
+        "observation_space": space_obs,
+        "action_space": space_act,
+        "config": resolved.config,
+        "device": resolve_device(resolved.profile.device),
+        "obs": shape,
+        "obs_shape": shape,
+        "env_id": resolved.profile.env_id,
+        "seed": resolved.profile.seed,
+        "num_envs": resolved.profile.num_envs,
+    }
+    if shape is not None:
+        import math
+
+        available["obs_dim"] = int(math.prod(shape))
+    if hasattr(space_act, "n"):
+        available["n_actions"] = int(space_act.n)
+    factory = resolved.spec.agent_factory
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory(space_obs, space_act, resolved.config)
+    kwargs: dict[str, Any] = {}
+    for name, param in params.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update({k: v for k, v in available.items() if k not in kwargs})
+        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        elif name in available:
+            kwargs[name] = available[name]
+        elif param.default is inspect.Parameter.empty:
+            raise ProfileError(
+                f"agent '{resolved.profile.agent_id}': its factory asks for '{name}', which Daedalus does not "
+                f"provide. Factory parameters are matched by name from: {', '.join(sorted(available))}."
+            )
+    return factory(**kwargs)
+
+
+# --------------------------------------------------------------------------- trust
+
+
+def code_references(profile: Profile) -> list[tuple[str, str]]:
+    """``(key, reference)`` for every ``pkg.mod:Obj`` / ``file.py:Obj`` a profile names."""
+    refs = [("agent_id", profile.agent_id), ("env_id", profile.env_id)]
+    refs += [(f"wrappers[{i}]", w.ref) for i, w in enumerate(profile.wrappers)]
+    refs += [(f"callbacks[{i}]", c.ref) for i, c in enumerate(profile.callbacks)]
+    refs += [(f"config.{key}", value) for key, value in profile.config.items() if key == "loss" and isinstance(value, str)]
+    loop = profile.loop or {}
+    if isinstance(loop.get("class"), str):
+        refs.append(("loop.class", loop["class"]))
+    return [(key, ref) for key, ref in refs if is_ref(ref) and not _is_plain_gym_id(ref)]
+
+
+def _is_plain_gym_id(env_id: str) -> bool:
+    import gymnasium
+
+    return env_id in gymnasium.registry
+
+
+
+def apply_torch_threads(config: Any) -> int | None:
+    """Set torch's CPU threads from the config's ``torch_threads`` (when > 0); returns the previous count.
+
+    Training, periodic and final evaluation and ``daedalus evaluate`` then all run with the
+    count the profile chose: torch's default (one thread per core) stalls a small network on a
+    machine where another process keeps a core busy. None when nothing was changed.
+    """
+    threads = getattr(config, "torch_threads", None)
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        return previous
+    return None

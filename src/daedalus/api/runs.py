@@ -1,0 +1,304 @@
+"""Saved runs: load one (within the trust rules), list and show them, evaluate and replay them.
+
+Also what works on an agent without a run: :func:`evaluate_profile` (a stepwise agent run
+without memorize/update), :func:`describe_agent` and :func:`write_default_profile`.
+:func:`evaluate_target` is ``daedalus evaluate``: a run, or a stepwise agent's profile file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daedalus.api.resolve import (
+    ResolvedProfile,
+    apply_torch_threads,
+    code_references,
+    make_agent,
+    validate,
+)
+from daedalus.api.session import DEFAULT_RUNS_DIR
+from daedalus.config import Profile, describe_config, load_profiles
+from daedalus.errors import DaedalusError, ProfileError, RunError
+from daedalus.registry import get_agent
+from daedalus.runs.store import RunFolder, list_runs, load_checkpoint_into, resolve_run
+from daedalus.types import TrainContext
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class LoadedRun:
+    """A saved run: its run.json, its resolved profile and the agent restored from a checkpoint."""
+
+    path: Path
+    meta: dict[str, Any]
+    profile: Profile
+    agent: Any
+    checkpoint: str
+    resolved: ResolvedProfile = field(repr=False)
+
+
+def load_run(
+    path: str | Path,
+    checkpoint: str | None = None,
+    runs_dir: str | Path | None = None,
+    *,
+    trust_code: bool = False,
+) -> LoadedRun:
+    """Load a run folder: metadata, resolved profile and the agent from ``checkpoint``.
+
+    The default checkpoint is ``final`` when it exists, else the newest one.
+
+    A run folder is data. Unless ``trust_code`` is true, its profile may only name built-in
+    agents, envs and wrappers, Gymnasium ids, ids registered by the current project and
+    plugins, and references into the current project's modules (``.daedalus.yaml`` found
+    from the working directory, never from the run folder); anything else raises a
+    TrustError before it is imported. With ``trust_code``, the references that will be
+    imported are printed first. See docs/security.md.
+    """
+    from daedalus.registry import load_project_modules, untrusted_source
+
+    load_project_modules()
+    folder = resolve_run(path, Path(runs_dir) if runs_dir else None)
+    meta = folder.refresh_status()
+    profile_file = folder.path / "profile.yaml"
+    if not profile_file.is_file():
+        raise RunError(f"{folder.path}: profile.yaml is missing, so the agent cannot be rebuilt.")
+    (profile,) = load_profiles(profile_file)
+    if trust_code:
+        refs = code_references(profile)
+        if refs:
+            listed = "; ".join(f"{key}: {ref}" for key, ref in refs)
+            print(f"--trust-code: importing code named by {folder.path}: {listed}", file=sys.stderr, flush=True)
+        resolved = validate(profile)
+    else:
+        with untrusted_source(f"run folder {folder.path}"):
+            resolved = validate(profile)
+    info = folder.checkpoint(checkpoint)
+    agent = make_agent(resolved)
+    apply_torch_threads(resolved.config)  # evaluation runs with the thread count the run trained with
+    load_checkpoint_into(agent, info)
+    return LoadedRun(folder.path, meta, profile, agent, info.name, resolved)
+
+
+
+def runs_table(runs_dir: str | Path = DEFAULT_RUNS_DIR, **filters: Any) -> list[dict[str, Any]]:
+    """Run records for ``daedalus runs list`` (dead ``running`` runs become ``crashed``)."""
+    return list_runs(Path(runs_dir), **filters)
+
+
+def show_run(run: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
+    """run.json of one run plus its checkpoints, files and problems.
+
+    A run folder whose run.json cannot be read still shows its path, files and a
+    ``problems`` list saying what is wrong (never a traceback).
+    """
+    folder = resolve_run(run, Path(runs_dir) if runs_dir else None)
+    record = folder.index_record()  # validated; status "corrupt" when run.json is damaged
+    try:
+        data = folder.read()
+    except RunError:
+        data = {}
+    data.update(run_id=folder.run_id, path=record["path"], status=record["status"])
+    if "error" in record:
+        data["error"] = record["error"]
+    data["problems"] = folder.describe_problems()
+    data["checkpoints"] = [
+        {"name": c.name, "step": c.step, "format": c.format} for c in folder.checkpoints()
+    ]
+    data["files"] = sorted(p.name for p in folder.path.iterdir() if not p.name.startswith("."))
+    return data
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def describe_agent(agent_id: str) -> dict[str, Any]:
+    """An agent's id, description and, for typed configs, every field (name, type, default, help)."""
+    spec = get_agent(agent_id)
+    if spec.config_class is not None:
+        fields = [
+            {"name": f.name, "type": f.type_name, "default": f.default, "help": f.help}
+            for f in describe_config(spec.config_class)
+        ]
+    else:
+        fields = [
+            {"name": k, "type": type(v).__name__ if v is not None else "any", "default": v, "help": ""}
+            for k, v in (spec.default_config or {}).items()
+        ]
+    return {"agent_id": spec.agent_id, "description": spec.description, "fields": fields}
+
+
+def write_default_profile(
+    agent_ref: str,
+    env_id: str | None = None,
+    loop_ref: str | None = None,
+    output: str | Path | None = None,
+    *,
+    force: bool = False,
+) -> str:
+    """``daedalus create-default``: a profile holding every declared parameter of an agent (and its loop).
+
+    Returns the YAML; writes it to ``output`` when given (an existing file only with ``force``).
+    See :func:`daedalus.agents.stepwise.write_default_profile`.
+    """
+    from daedalus.agents.stepwise import write_default_profile as write
+
+    return write(agent_ref, env_id, loop_ref, output, force=force)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_target(
+    target: str | Path,
+    profile_id: str | None = None,
+    *,
+    checkpoint: str | None = None,
+    episodes: int | None = None,
+    deterministic: bool = True,
+    seed: int = 0,
+    runs_dir: str | Path | None = None,
+    trust_code: bool = False,
+) -> tuple[Any, Path | None]:
+    """``daedalus evaluate``: evaluate a saved run, or a stepwise agent's profile file.
+
+    ``target`` is a run folder, run id or unique id prefix (:func:`evaluate_run`, ``episodes``
+    defaults to 10), or a ``.yaml``/``.yml`` file holding a stepwise agent's profile
+    (:func:`evaluate_profile`, with ``profile_id`` naming the profile; ``checkpoint``,
+    ``deterministic``, ``runs_dir`` and ``trust_code`` do not apply). Returns
+    ``(EvalResult, path of the run's eval.json)``, the path being None for a profile file.
+    """
+    if Path(target).is_file() and Path(target).suffix in (".yaml", ".yml"):
+        return evaluate_profile(target, profile_id, episodes, seed=seed), None
+    if profile_id is not None:
+        raise DaedalusError(
+            f"a profile id ('{profile_id}') only goes with a profile file, and '{target}' is not one. "
+            "Leave the profile id out to evaluate a run."
+        )
+    return evaluate_run(
+        target, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed,
+        runs_dir=runs_dir, trust_code=trust_code,
+    )
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    checkpoint: str | None = None,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int | None = 0,
+    runs_dir: str | Path | None = None,
+    trust_code: bool = False,
+) -> tuple[Any, Path]:
+    """Evaluate a saved run's agent; the result is added to the run's ``eval.json``.
+
+    Returns ``(EvalResult, path of eval.json)``. ``trust_code``: see :func:`load_run`.
+    """
+    from daedalus.evaluation import evaluate
+    from daedalus.runs.io import read_json
+
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
+    result = evaluate(loaded.agent, loaded.resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    eval_file = loaded.path / "eval.json"
+    history: list[Any] = []
+    if eval_file.is_file():
+        try:
+            previous = read_json(eval_file)
+            history = previous.get("history", []) if isinstance(previous, dict) else []
+        except ValueError:
+            history = []
+    entry = {**result.to_dict(), "checkpoint": loaded.checkpoint, "evaluated_at": time.time()}
+    history.append(entry)
+    RunFolder(loaded.path).write_json("eval.json", {"latest": entry, "history": history})
+    return result, eval_file
+
+
+def replay(
+    run: str | Path,
+    video: str | Path | None = None,
+    *,
+    checkpoint: str | None = None,
+    episodes: int = 1,
+    deterministic: bool = True,
+    seed: int | None = 0,
+    runs_dir: str | Path | None = None,
+    trust_code: bool = False,
+) -> tuple[Any, Path]:
+    """Record ``episodes`` episodes of a saved run's agent to a video (default ``<run>/videos/``).
+
+    ``trust_code``: see :func:`load_run`.
+    """
+    from daedalus.evaluation import record_video
+
+    # Render off-screen: pygame-based envs otherwise look for a display.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
+    target = Path(video) if video else loaded.path / "videos" / f"{loaded.checkpoint}-seed{seed}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    make_env = loaded.resolved.env_factory(render_mode="rgb_array")
+    result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    return result, target
+
+
+def evaluate_profile(
+    path: str | Path,
+    profile_id: str | None = None,
+    episodes: int | None = None,
+    *,
+    seed: int | None = None,
+) -> Any:
+    """Run a stepwise profile's agent without memorize/update (Gym Loop's ``evaluate``).
+
+    The agent is built from the profile as written (a fresh agent: point one of its
+    parameters at saved weights to evaluate them; to evaluate a trained run use
+    ``daedalus evaluate RUN``). ``episodes`` defaults to the loop's ``eval_episodes``;
+    episode ``i`` is reset with seed ``seed + i`` (default: the profile's seed).
+    """
+    from daedalus.agents.stepwise import NoProgress, is_stepwise, parse_loop_section
+    from daedalus.tracking.metrics import MetricLogger
+
+    profiles = load_profiles(path, [profile_id] if profile_id else None)
+    if len(profiles) != 1:
+        ids = ", ".join(p.profile_id for p in profiles)
+        raise ProfileError(f"{path} holds several profiles ({ids}); name the one to evaluate.")
+    profile = profiles[0]
+    resolved = validate(profile)
+    if not is_stepwise(resolved.spec):
+        raise profile.fail(
+            ("agent_id",),
+            f"agent '{profile.agent_id}' is not a stepwise agent; evaluating a profile runs a "
+            "stepwise agent without memorize/update",
+            "Train it ('daedalus train FILE') and evaluate the run ('daedalus evaluate RUN').",
+        )
+    agent = make_agent(resolved)
+    loop_cls, params, _ = parse_loop_section(profile.loop, profile.fail, profile.base_dir)
+    context = TrainContext(
+        profile_id=profile.profile_id,
+        agent_id=profile.agent_id,
+        env_id=profile.env_id,
+        env_args=dict(profile.env_args),
+        num_envs=1,
+        seed=profile.seed,
+        vectorization=profile.vectorization,
+        device=profile.device,
+        config=resolved.config,
+        make_env=resolved.make_env,
+        logger=MetricLogger([]),
+        progress=NoProgress(),
+        checkpoint=lambda *args: None,
+        loop=profile.loop,
+        extras={
+            "env_factory_with_render_mode": lambda mode: resolved.env_factory(render_mode=mode),
+            "eval_seed": profile.seed if seed is None else seed,
+        },
+    )
+    loop = loop_cls(agent, resolved.make_env, context, {}, None, **params)
+    return loop.evaluate(episodes)
+

@@ -1,0 +1,408 @@
+"""One training session: a resolved profile trained in a new run folder, saved whatever happens.
+
+:func:`train_resolved` is the session: run folder, metric sinks, progress, the agent, the
+training wrapper, the final evaluation and the save, with SIGINT/SIGTERM turned into a
+clean stop (:class:`_StopOnce`). :func:`train`, :func:`train_many` and
+:func:`train_sequence` resolve profiles and run sessions one after another.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daedalus.api.resolve import ResolvedProfile, apply_torch_threads, load, make_agent, validate
+from daedalus.config import Profile, ProfileConfig, load_profiles, profile_from_dict, resolve_device
+from daedalus.errors import ProfileError
+from daedalus.hooks import Hooks
+from daedalus.runs.store import RunFolder
+from daedalus.types import TrainContext
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class RunResult:
+    """The outcome of training one profile."""
+
+    run_id: str
+    path: Path
+    profile_id: str
+    agent_id: str
+    env_id: str
+    status: str
+    steps: int = 0
+    duration_s: float = 0.0
+    best_return: float | None = None
+    final_return: float | None = None
+    error: str | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def train(
+    source: str | Path | Profile | None = None,
+    profile_id: str | None = None,
+    *,
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Any] = (),
+    **profile_fields: Any,
+) -> RunResult:
+    """Train one profile and return its result.
+
+    ``train("examples/cartpole.yaml")`` (a file with one profile, or name it with
+    ``profile_id``), ``train(profile)`` or ``train(agent_id="ppo", env_id="CartPole-v1",
+    config={"total_steps": 50_000})``. ``callbacks`` are hook objects (see
+    :mod:`daedalus.hooks`), added to those the profile lists.
+    """
+    if isinstance(source, Profile):
+        profile = source
+    elif source is not None:
+        profiles = load_profiles(source, [profile_id] if profile_id else None, overrides)
+        if len(profiles) != 1:
+            ids = ", ".join(p.profile_id for p in profiles)
+            raise ProfileError(f"{source} holds several profiles ({ids}); name one, or use train_many().")
+        profile = profiles[0]
+    else:
+        profile = profile_from_dict(profile_id or str(profile_fields.get("agent_id", "run")), profile_fields)
+    return train_resolved(validate(profile), runs_dir=Path(runs_dir), callbacks=callbacks)
+
+
+def train_many(
+    path: str | Path,
+    profile_ids: Sequence[str] | None = None,
+    *,
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    overrides: Sequence[str] = (),
+    batch_id: str | None = None,
+    keep_going: bool = True,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Validate every selected profile, then train them one after another.
+
+    A failed profile does not stop the others (unless ``keep_going`` is false); an
+    interrupted one (Ctrl-C, SIGTERM) does.
+    """
+    return train_sequence(
+        load(path, profile_ids, overrides), runs_dir=runs_dir, batch_id=batch_id,
+        keep_going=keep_going, on_result=on_result,
+    )
+
+
+def train_sequence(
+    resolved: Sequence[ResolvedProfile],
+    *,
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    batch_id: str | None = None,
+    keep_going: bool = True,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Train validated profiles one after another (see :func:`train_many`)."""
+    results = []
+    for item in resolved:
+        result = train_resolved(item, runs_dir=Path(runs_dir), batch_id=batch_id)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        if result.status == "interrupted" or (result.status == "failed" and not keep_going):
+            break
+    return results
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that training unwinds and the agent is saved."""
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM behave like Ctrl-C (called by the CLI, not on import)."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Interrupted()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def train_resolved(
+    resolved: ResolvedProfile,
+    runs_dir: Path = DEFAULT_RUNS_DIR,
+    batch_id: str | None = None,
+    callbacks: Sequence[Any] = (),
+) -> RunResult:
+    """Train a validated profile in a new run folder; the run is saved whatever happens.
+
+    The torch thread count the config sets (``torch_threads``) holds for the rest of the
+    process: training, periodic and final evaluation alike.
+    """
+    import yaml
+
+    from daedalus.tracking.metrics import CSVMetricWriter, MetricLogger
+    from daedalus.tracking.progress import _ACTIVE, Progress
+
+    profile = resolved.profile
+    batch_id = batch_id or os.environ.get("DAEDALUS_BATCH_ID")
+    text = yaml.safe_dump({profile.profile_id: resolved.resolved_dict()}, sort_keys=False)
+    folder = RunFolder.create(
+        runs_dir,
+        profile.profile_id,
+        {
+            "agent_id": profile.agent_id,
+            "env_id": profile.env_id,
+            "seed": profile.seed,
+            "batch_id": batch_id,
+        },
+        text,
+    )
+    sinks: list[Any] = [CSVMetricWriter(folder.path / "metrics.csv")]
+    sinks.extend(_optional_sinks(folder.path))
+    logger = MetricLogger(sinks)
+    total_steps = getattr(resolved.config, "total_steps", None)
+    progress = Progress(
+        profile.profile_id, total_steps if isinstance(total_steps, int) else None, live=_live_mode(), logger=logger
+    )
+    artifacts: dict[str, Any] = {}
+    state: dict[str, Any] = {"steps": 0, "last_checkpoint": None}
+    keep_last = getattr(resolved.config, "keep_last", None)
+
+    def save_callback(agent: Any, artifacts_: dict[str, Any], step: int, name: str) -> None:
+        info = folder.save_checkpoint(agent, name, step)
+        folder.write_artifacts(artifacts_)
+        state["steps"] = max(int(state["steps"] or 0), int(step))
+        state["last_checkpoint"] = name
+        series = re.fullmatch(r"(.+-)\d+", name)  # periodic snapshots: step-<N>, episode-<N>, ...
+        if series and isinstance(keep_last, int) and keep_last > 0:
+            folder.prune(series.group(1), keep_last)
+        folder.update(steps=max(int(step), progress.steps), last_checkpoint=name, checkpoint_format=info.format)
+
+    agent: Any = None
+    status, error = "failed", None
+    started = time.perf_counter()
+    _ACTIVE.append(progress)
+    print(f"run {folder.run_id}: training '{profile.agent_id}' on '{profile.env_id}' -> {folder.path}", flush=True)
+    stop = _StopOnce()
+    previous_threads: int | None = None
+    try:
+        stop.install()
+        seed_everything(profile.seed)
+        hooks = Hooks([*resolved.make_callbacks(), *callbacks])
+        agent = make_agent(resolved)
+        # After the agent is built: orthogonal initialisation (a QR) rounds differently with
+        # another thread count. Held until the run is saved (final evaluation included), then
+        # given back, so that a Python caller's next run starts as this one did.
+        previous_threads = apply_torch_threads(resolved.config)
+        context = TrainContext(
+            profile_id=profile.profile_id,
+            agent_id=profile.agent_id,
+            env_id=profile.env_id,
+            env_args=dict(profile.env_args),
+            num_envs=profile.num_envs,
+            seed=profile.seed,
+            vectorization=profile.vectorization,
+            device=resolve_device(profile.device),
+            config=ProfileConfig(profile.config),
+            make_env=resolved.make_env,
+            logger=logger,
+            progress=progress,
+            checkpoint=lambda agent_, name, step: save_callback(agent_, artifacts, step, name),
+            run_dir=folder.path,
+            loop=profile.loop,
+            backend=profile.backend,
+            hooks=hooks,
+            resolve=resolved.resolve,
+        )
+        progress.start()
+        wrapper = resolved.spec.training_wrapper
+        assert wrapper is not None
+        args: list[Any] = [resolved.make_env, agent, resolved.config, artifacts, save_callback]
+        if _accepts(wrapper, "context"):
+            wrapper(*args, context=context)
+        else:
+            wrapper(*args)
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except Exception as exc:
+        status = "failed"
+        error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": traceback.format_exc(),
+        }
+    finally:
+        # From here on a signal never unwinds the save: the first one (when training had
+        # completed) only cuts the final evaluation short, any other is noted and ignored.
+        stop.stopping = status != "completed"
+        _ACTIVE.remove(progress)
+        progress.stop()
+        if status == "completed":
+            try:
+                final_evaluation(resolved, agent, artifacts, folder)
+            except KeyboardInterrupt:
+                artifacts["final_evaluation_error"] = "interrupted (Ctrl-C or SIGTERM)"
+                print("final evaluation interrupted; saving the run", flush=True)
+        stop.stopping = True
+        steps = max(progress.steps, int(state["steps"] or 0))
+        if agent is not None:
+            name = "final" if status in ("completed", "interrupted") else "last"
+            try:
+                save_callback(agent, artifacts, steps, name)
+            except Exception as exc:  # saving must never lose the run record
+                error = error or {"type": type(exc).__name__, "message": f"saving the agent failed: {exc}"}
+                status = "failed"
+        else:
+            folder.write_artifacts(artifacts)
+        logger.close()
+        best, final = _returns_summary(artifacts, progress)
+        extra = {"stop_reason": artifacts["stop_reason"]} if artifacts.get("stop_reason") else {}
+        data = folder.finish(status, error=error, steps=steps, best_return=best, final_return=final, **extra)
+        stop.restore()
+        if previous_threads is not None:
+            sys.modules["torch"].set_num_threads(previous_threads)
+    duration = time.perf_counter() - started
+    message = error["message"] if error else None
+    line = f"run {folder.run_id}: {status} after {steps} steps in {duration:.1f}s"
+    if artifacts.get("stop_reason"):
+        line += f" (stopped early: {artifacts['stop_reason']})"
+    if final is not None:
+        line += f", final return {final:.2f}"
+    print(line + (f" -- error: {message}" if message else ""), flush=True)
+    return RunResult(
+        run_id=folder.run_id,
+        path=folder.path,
+        profile_id=profile.profile_id,
+        agent_id=profile.agent_id,
+        env_id=profile.env_id,
+        status=status,
+        steps=steps,
+        duration_s=float(data.get("duration_s") or duration),
+        best_return=best,
+        final_return=final,
+        error=message,
+        artifacts=artifacts,
+    )
+
+
+def final_evaluation(resolved: ResolvedProfile, agent: Any, artifacts: dict[str, Any], folder: RunFolder) -> None:
+    """Evaluate a finished agent when its config asks for it (``final_eval_episodes``).
+
+    The result goes to ``artifacts["final_evaluation"]`` and ``eval.json``, and is printed.
+    Seeds differ from periodic evaluations (``seed + 100_000``), so the score is on fresh episodes.
+    """
+    episodes = getattr(resolved.config, "final_eval_episodes", 0)
+    if not isinstance(episodes, int) or episodes <= 0:
+        return
+    from daedalus.evaluation import evaluate
+
+    deterministic = bool(getattr(resolved.config, "eval_deterministic", True))
+    seed = (resolved.profile.seed or 0) + 100_000
+    try:
+        result = evaluate(agent, resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    except Exception as exc:  # the trained agent is saved regardless; say what went wrong
+        artifacts["final_evaluation_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"evaluation failed: {type(exc).__name__}: {exc}", flush=True)
+        return
+    entry = {**result.to_dict(), "checkpoint": "final", "evaluated_at": time.time()}
+    artifacts["final_evaluation"] = entry
+    folder.write_json("eval.json", {"latest": entry, "history": [entry]})
+    print(f"evaluation: {result.format()}", flush=True)
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed Python's, NumPy's and (when already imported) torch's global generators.
+
+    Called before the agent is built, so that weight initialisation in a custom agent is
+    reproducible from the profile's seed, as with SB3's ``set_random_seed``.
+    """
+    if seed is None:
+        return
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def _optional_sinks(run_dir: Path) -> list[Any]:
+    try:
+        from daedalus.tracking.tensorboard import TensorBoardWriter
+    except ImportError:  # pragma: no cover - shipped with the package
+        return []
+    return [TensorBoardWriter(run_dir / "tb")]
+
+
+def _live_mode() -> bool | None:
+    mode = os.environ.get("DAEDALUS_PROGRESS", "").lower()
+    return {"plain": False, "live": True}.get(mode)
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class _StopOnce:
+    """SIGINT/SIGTERM while a run trains: the first one stops training, later ones never tear the save.
+
+    While ``stopping`` is false a signal raises KeyboardInterrupt (and sets ``stopping``);
+    once it is true, signals are only acknowledged. Installed by :func:`train_resolved` in the
+    main thread only (signal handlers cannot be set elsewhere); :meth:`restore` puts the
+    previous handlers back.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Take over SIGINT and SIGTERM (a no-op outside the main thread)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
+        print("already stopping: the run is being saved, please wait", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def _returns_summary(artifacts: dict[str, Any], progress: Any) -> tuple[float | None, float | None]:
+    evaluations = artifacts.get("evaluations")
+    if isinstance(evaluations, list) and evaluations:
+        means: list[float] = [
+            float(e["mean_return"]) for e in evaluations if isinstance(e, dict) and e.get("mean_return") is not None
+        ]
+        if means:
+            final_eval = artifacts.get("final_evaluation")
+            final = final_eval.get("mean_return") if isinstance(final_eval, dict) else means[-1]
+            return float(max(means)), float(final) if final is not None else None
+    mean = progress.mean_return
+    return (max(progress.recent_returns) if progress.recent_returns else None), mean
+
+
