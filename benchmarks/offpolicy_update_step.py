@@ -28,10 +28,10 @@ def measure(algo: str, hidden: list[int] | None, closed_form: bool) -> tuple[flo
     """``(median ms per update, page faults per update)``."""
     env = gym.make("Pendulum-v1")
     if algo == "sac":
-        config: SACConfig | TD3Config = SACConfig(hidden_sizes=hidden or [256, 256], closed_form_backward=closed_form)
+        config: SACConfig | TD3Config = SACConfig(hidden_sizes=hidden or [256, 256], closed_form_gradients=closed_form)
         agent, update = make_sac_agent(env.observation_space, env.action_space, config, seed=0), sac_update
     else:
-        config = TD3Config(hidden_sizes=hidden or [400, 300], closed_form_backward=closed_form)
+        config = TD3Config(hidden_sizes=hidden or [400, 300], closed_form_gradients=closed_form)
         agent, update = make_td3_agent(env.observation_space, env.action_space, config, seed=0), td3_update
     buffer = agent.make_buffer(100_000, 1)
     rng = np.random.default_rng(0)

@@ -21,24 +21,23 @@ import os
 import random
 import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daedalus.agents.base import Agent, TensorAgent
 from daedalus.errors import DaedalusError, MissingDependencyError
-from daedalus.types import ExtraState
+from daedalus.rollout.contract import Policy
+from daedalus.rollout.policies import GetActionPolicy, PredictPolicy
+from daedalus.rollout.source import play_episodes
 
 if TYPE_CHECKING:
-    import gymnasium as gym
 
     from daedalus.types import EnvFactory
 
 __all__ = ["EvalResult", "evaluate", "record_video"]
 
-#: ``act(obs, extra_state) -> (action, extra_state)`` for one env.
-_ActFn = Callable[[Any, ExtraState], "tuple[Any, ExtraState]"]
 
 
 @dataclass(frozen=True)
@@ -163,25 +162,28 @@ def evaluate(
         raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     if num_envs is not None and num_envs < 1:
         raise ValueError(f"num_envs must be >= 1 or None, got {num_envs}")
+    batched = _has_batched_predict(agent)
+    # Agents acting one observation at a time keep one env, as their get_action may carry
+    # state across calls; batched agents step every episode's env in lockstep.
+    n_envs = min(n_episodes, num_envs or n_episodes) if batched else 1
     with _seeded_global_rngs(seed):
-        if _has_batched_predict(agent):
-            n_envs = min(n_episodes, num_envs or n_episodes)
-            returns, lengths = _evaluate_batched(
-                agent, env_factory, n_episodes, n_envs, deterministic, seed, max_steps, render
+        envs: list[Any] = []
+        try:
+            for index in range(n_envs):
+                envs.append(env_factory(None if seed is None else seed + index))
+            stats = play_episodes(
+                envs, agent_policy(agent), n_episodes, deterministic, seed, max_steps,
+                on_frame=(lambda _, env: env.render()) if render else None,
             )
-        else:
-            returns, lengths = [], []
-            env = env_factory(seed)
-            try:
-                for episode in range(n_episodes):
-                    episode_return, length = _run_episode(
-                        env, agent.get_action, _episode_seed(seed, episode), max_steps, render
-                    )
-                    returns.append(episode_return)
-                    lengths.append(length)
-            finally:
+        finally:
+            for env in envs:
                 env.close()
-    return EvalResult(returns=returns, lengths=lengths, deterministic=deterministic, seed=seed)
+    return EvalResult(returns=stats.returns, lengths=stats.lengths, deterministic=deterministic, seed=seed)
+
+
+def agent_policy(agent: Any) -> Policy:
+    """The agent as a rollout Policy: its batched ``predict`` when it has one, else ``get_action``."""
+    return PredictPolicy(agent) if _has_batched_predict(agent) else GetActionPolicy(agent)
 
 
 def record_video(
@@ -228,9 +230,6 @@ def record_video(
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    act = _batch_of_one(agent, deterministic) if _has_batched_predict(agent) else agent.get_action
-    returns: list[float] = []
-    lengths: list[int] = []
     with _seeded_global_rngs(seed):
         env = env_factory(seed)
         try:
@@ -242,105 +241,13 @@ def record_video(
                 )
             writer: Any
             with imageio.get_writer(path, **_writer_options(path, fps)) as writer:
-
-                def write_frame(env: gym.Env) -> None:
-                    writer.append_data(_even_frame(np.asarray(env.render())))
-
-                for episode in range(n_episodes):
-                    episode_return, length = _run_episode(
-                        env, act, _episode_seed(seed, episode), max_steps, on_frame=write_frame
-                    )
-                    returns.append(episode_return)
-                    lengths.append(length)
+                stats = play_episodes(
+                    [env], agent_policy(agent), n_episodes, deterministic, seed, max_steps,
+                    on_frame=lambda _, env: writer.append_data(_even_frame(np.asarray(env.render()))),
+                )
         finally:
             env.close()
-    return EvalResult(returns=returns, lengths=lengths, deterministic=deterministic, seed=seed)
-
-
-# --------------------------------------------------------------------------- episode loops
-
-
-def _run_episode(
-    env: gym.Env,
-    act: _ActFn,
-    episode_seed: int | None,
-    max_steps: int | None,
-    render: bool = False,
-    on_frame: Callable[[gym.Env], None] | None = None,
-) -> tuple[float, int]:
-    """Play one episode with ``act``; return ``(undiscounted return, length)``."""
-    obs, _ = env.reset(seed=episode_seed)
-    extra_state: ExtraState = None
-    _after_step(env, render, on_frame)
-    episode_return, length = 0.0, 0
-    while True:
-        action, extra_state = act(obs, extra_state)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        _after_step(env, render, on_frame)
-        episode_return += float(reward)
-        length += 1
-        if _episode_over(terminated, truncated, length, max_steps):
-            return episode_return, length
-
-
-def _evaluate_batched(
-    agent: Any,
-    env_factory: EnvFactory,
-    n_episodes: int,
-    n_envs: int,
-    deterministic: bool,
-    seed: int | None,
-    max_steps: int | None,
-    render: bool,
-) -> tuple[list[float], list[int]]:
-    """Run ``n_episodes`` episodes on ``n_envs`` envs in lockstep, one ``predict`` per step.
-
-    Each env slot plays episode ``i`` to its end and then takes the next episode index not
-    yet started, so exactly ``n_episodes`` episodes run, each to completion, and results
-    are stored by episode index (not by the order in which episodes finish, which would
-    favour short episodes).
-    """
-    returns = [0.0] * n_episodes
-    lengths = [0] * n_episodes
-    envs: list[gym.Env] = []
-    try:
-        for index in range(n_envs):
-            envs.append(env_factory(None if seed is None else seed + index))
-        # slot_episode[j] is the episode env j is playing, or None once it has nothing left.
-        slot_episode: list[int | None] = list(range(n_envs))
-        observations: list[Any] = [None] * n_envs
-        for index, env in enumerate(envs):
-            observations[index], _ = env.reset(seed=_episode_seed(seed, index))
-            _after_step(env, render, None)
-        next_episode = n_envs
-        while True:
-            active = [j for j, episode in enumerate(slot_episode) if episode is not None]
-            if not active:
-                return returns, lengths
-            actions = _to_numpy(
-                agent.predict(
-                    _stack([observations[j] for j in active]), deterministic=deterministic
-                )
-            )
-            for row, j in enumerate(active):
-                episode = slot_episode[j]
-                assert episode is not None
-                env = envs[j]
-                observations[j], reward, terminated, truncated, _ = env.step(actions[row])
-                _after_step(env, render, None)
-                returns[episode] += float(reward)
-                lengths[episode] += 1
-                if _episode_over(terminated, truncated, lengths[episode], max_steps):
-                    if next_episode < n_episodes:
-                        slot_episode[j] = next_episode
-                        observations[j], _ = env.reset(seed=_episode_seed(seed, next_episode))
-                        _after_step(env, render, None)
-                        next_episode += 1
-                    else:
-                        slot_episode[j] = None
-    finally:
-        for env in envs:
-            env.close()
+    return EvalResult(returns=stats.returns, lengths=stats.lengths, deterministic=deterministic, seed=seed)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -350,51 +257,6 @@ def _has_batched_predict(agent: Any) -> bool:
     """True when ``agent`` has a ``predict`` of its own (not the base class placeholder)."""
     predict = getattr(type(agent), "predict", None)
     return callable(predict) and predict is not TensorAgent.predict
-
-
-def _batch_of_one(agent: Any, deterministic: bool) -> _ActFn:
-    """Adapt a batched ``predict`` to the one-observation ``act`` of :func:`_run_episode`."""
-
-    def act(obs: Any, extra_state: ExtraState) -> tuple[Any, ExtraState]:
-        return _to_numpy(agent.predict(_stack([obs]), deterministic=deterministic))[0], extra_state
-
-    return act
-
-
-def _episode_over(terminated: bool, truncated: bool, length: int, max_steps: int | None) -> bool:
-    return bool(terminated or truncated) or (max_steps is not None and length >= max_steps)
-
-
-def _episode_seed(seed: int | None, episode: int) -> int | None:
-    return None if seed is None else seed + episode
-
-
-def _after_step(env: gym.Env, render: bool, on_frame: Callable[[gym.Env], None] | None) -> None:
-    if render:
-        env.render()
-    if on_frame is not None:
-        on_frame(env)
-
-
-def _stack(observations: list[Any]) -> Any:
-    """Batch observations along a new first axis; dict and tuple observations per entry."""
-    import numpy as np
-
-    first = observations[0]
-    if isinstance(first, dict):
-        return {key: _stack([obs[key] for obs in observations]) for key in first}
-    if isinstance(first, tuple):
-        return tuple(_stack([obs[i] for obs in observations]) for i in range(len(first)))
-    return np.stack([np.asarray(obs) for obs in observations])
-
-
-def _to_numpy(actions: Any) -> Any:
-    """Torch tensors to NumPy; anything else through ``np.asarray``."""
-    import numpy as np
-
-    if hasattr(actions, "detach"):
-        actions = actions.detach().cpu().numpy()
-    return np.asarray(actions)
 
 
 def _writer_options(path: Path, fps: int) -> dict[str, Any]:

@@ -49,6 +49,10 @@ def test_closed_form_update_equals_autograd_update(double_dqn: bool) -> None:
     for key in ("exp_avg", "exp_avg_sq"):
         torch.testing.assert_close(fast.optimizer.state_dict()["state"][0][key], slow.optimizer.state_dict()["state"][0][key], rtol=1e-4, atol=1e-7)
     assert float(fast_metrics["loss/grad_norm"]) > 0 and np.isfinite(float(slow_metrics["loss/td"]))
+    # Same columns and, for the same last batch, the same numbers whichever path ran.
+    assert sorted(fast_metrics) == sorted(slow_metrics) == ["loss/grad_norm", "loss/q_values", "loss/td", "loss/td_error"]
+    for key in fast_metrics:
+        torch.testing.assert_close(fast_metrics[key], slow_metrics[key], rtol=1e-4, atol=1e-5)
 
 
 def test_targets_bootstrap_on_truncation_not_termination() -> None:

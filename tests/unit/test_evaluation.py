@@ -20,7 +20,8 @@ import torch
 
 from daedalus.agents.base import Agent, TensorAgent
 from daedalus.errors import DaedalusError, MissingDependencyError
-from daedalus.evaluation import EvalResult, _stack, evaluate, record_video
+from daedalus.evaluation import EvalResult, evaluate, record_video
+from daedalus.rollout.source import stack_observations as _stack
 
 
 class CountdownEnv(gym.Env):

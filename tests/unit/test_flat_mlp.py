@@ -10,7 +10,7 @@ from daedalus.nn.offpolicy import EnsembleMLP, polyak_update
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_closed_form_backward_matches_autograd(activation: str) -> None:
+def test_closed_form_gradients_matches_autograd(activation: str) -> None:
     torch.manual_seed(0)
     net = FlatMLP([5, 32, 16, 3], activation)
     x = torch.randn(64, 5, dtype=torch.float32)

@@ -163,17 +163,17 @@ def _same_step(make, update, config_closed, config_autograd, modules) -> None:
 
 def test_sac_closed_form_update_equals_autograd_update() -> None:
     base = {"hidden_sizes": [32, 32], "batch_size": 64, "gradient_steps": 2}
-    _same_step(make_sac_agent, sac_update, SACConfig(**base), SACConfig(**base, closed_form_backward=False), ["actor", "critic", "critic_target"])
+    _same_step(make_sac_agent, sac_update, SACConfig(**base), SACConfig(**base, closed_form_gradients=False), ["actor", "critic", "critic_target"])
 
 
 def test_sac_closed_form_update_with_fixed_temperature() -> None:
     base = {"hidden_sizes": [16], "batch_size": 32, "autotune_entropy": False, "initial_alpha": 0.3}
-    _same_step(make_sac_agent, sac_update, SACConfig(**base), SACConfig(**base, closed_form_backward=False), ["actor", "critic"])
+    _same_step(make_sac_agent, sac_update, SACConfig(**base), SACConfig(**base, closed_form_gradients=False), ["actor", "critic"])
 
 
 def test_td3_closed_form_update_equals_autograd_update() -> None:
     base = {"hidden_sizes": [32, 24], "batch_size": 64, "gradient_steps": 3, "policy_delay": 2}
-    _same_step(make_td3_agent, td3_update, TD3Config(**base), TD3Config(**base, closed_form_backward=False), ["actor", "actor_target", "critic", "critic_target"])
+    _same_step(make_td3_agent, td3_update, TD3Config(**base), TD3Config(**base, closed_form_gradients=False), ["actor", "actor_target", "critic", "critic_target"])
 
 
 def test_unsupported_activation_falls_back_to_autograd(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,7 +56,7 @@ def test_gradients_match_autograd(space: spaces.Space, activation: str, shared: 
         adv = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std() + 1e-8)
         loss = -(adv * dist.log_prob(batch.actions)).mean() + 0.7 * (values - batch.returns).square().mean() - 0.01 * dist.entropy().mean()
     else:
-        loss, _ = ppo_loss(network, batch, config, clip)
+        loss, _ = ppo_loss(batch, network, config, clip)
     network.zero_grad()
     loss.backward()
     expected = {name: p.grad.clone() for name, p in network.named_parameters()}

@@ -82,7 +82,7 @@ def test_loss_on_a_hand_batch():
         values=torch.tensor([0.0, 0.0]), advantages=torch.tensor([1.0, -1.0]), returns=torch.tensor([3.0, 2.0]),
     )
     config = PPOConfig(norm_adv=False, vf_coef=0.5, ent_coef=0.1, clip_vloss=False)
-    loss, metrics = ppo_loss(net, batch, config, clip_coef=0.2)
+    loss, metrics = ppo_loss(batch, net, config, clip_coef=0.2)
     # row 0: A=1, r=2  -> max(-2, -1.2) = -1.2 ; row 1: A=-1, r=0.5 -> max(0.5, 0.8) = 0.8 ; mean -0.2
     assert metrics["loss/policy"].item() == pytest.approx(-0.2)
     # value: ((1-3)^2 + (0-2)^2) / 2 = 4
@@ -92,7 +92,7 @@ def test_loss_on_a_hand_batch():
     assert metrics["loss/clip_fraction"].item() == pytest.approx(1.0)
     # Value clipping around old values 0 with clip 0.2: clipped predictions 0.2 and 0.0
     # row 0: max((1-3)^2, (0.2-3)^2) = 7.84 ; row 1: max(4, 4) = 4 -> mean 5.92
-    _, metrics = ppo_loss(net, batch, dataclasses.replace(config, clip_vloss=True), clip_coef=0.2)
+    _, metrics = ppo_loss(batch, net, dataclasses.replace(config, clip_vloss=True), clip_coef=0.2)
     assert metrics["loss/value"].item() == pytest.approx(5.92)
 
 

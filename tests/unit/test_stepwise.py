@@ -342,8 +342,9 @@ def test_logs_progress_metrics_and_time_split(helpers: Path) -> None:
     result = train(helpers, {"max_episodes": 2, "eval_episodes": 1})
     with open(result.path / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [float(r["episode_return"]) for r in rows[:2]] == [5.0, 5.0]
-    assert {"time/env_s", "time/act_s", "time/learn_s"} <= set(rows[0])
+    assert [float(r["charts/episode_return"]) for r in rows[:2]] == [5.0, 5.0]
+    assert [float(r["charts/episode_length"]) for r in rows[:2]] == [5.0, 5.0]
+    assert {"time/env", "time/inference", "time/learn", "charts/steps_per_second"} <= set(rows[0])
     assert float(rows[-1]["eval/mean_return"]) == 5.0
 
 

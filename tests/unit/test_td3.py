@@ -63,7 +63,7 @@ def test_target_policy_smoothing_noise_is_clipped() -> None:
 def test_actor_loss_uses_first_critic_only_and_leaves_critic_weights_alone() -> None:
     agent = make_td3_agent(OBS, ACT, TD3Config(hidden_sizes=[8]), seed=0)
     obs = torch.randn(5, 3)
-    loss, _ = td3_actor_loss(agent, obs)
+    loss, _ = td3_actor_loss(obs, agent)
     with torch.no_grad():
         expected = -agent.critic(torch.cat([obs, agent.actor(obs)], -1))[0].mean()
     torch.testing.assert_close(loss.detach(), expected)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from daedalus.hooks import CheckpointSaved, EvalEnd, RolloutEnd
 from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, check_fields, param
 
 if TYPE_CHECKING:
@@ -161,9 +162,11 @@ class BaseLoop:
         )
 
     def checkpoint(self, name: str) -> None:
-        """Save the agent as ``checkpoints/<name>`` (a no-op outside a run)."""
+        """Save the agent as ``checkpoints/<name>`` (a no-op outside a run) and tell the hooks."""
         if self.save_callback is not None:
             self.save_callback(self.agent, self.artifacts, self.global_step, name)
+            if self.context.hooks:
+                self.context.hooks.emit("on_checkpoint", CheckpointSaved(self.global_step, name))
 
     def make_env(self, render_mode: str | None = None, seed: int | None = None) -> Any:
         """A fresh env; with ``render_mode``, one built with that render mode (same wrappers)."""
@@ -284,7 +287,11 @@ class DefaultLoop(BaseLoop):
         cfg = self.config
         agent = self.agent
         render_mode = "human" if cfg.render else "rgb_array" if cfg.record else None
-        env = self.make_env(render_mode, self.context.seed)
+        from daedalus.rollout.source import (
+            SingleEnv,  # not at import: `daedalus.BaseLoop` stays light
+        )
+
+        source = SingleEnv(self.make_env(render_mode, self.context.seed))
         log = _EpisodeLog(self._log_dir(), tensorboard=cfg.logdir is not None)
         with_flags = accepts_flags(agent.memorize)
         returns: list[float] = []
@@ -297,15 +304,15 @@ class DefaultLoop(BaseLoop):
                 warm_up = episode < cfg.random_episodes
                 agent.training = True
                 agent.episode_num = episode
-                ob, _ = env.reset()
-                frames = _Frames(env) if cfg.record and recorded_episode(episode) else None
+                ob, _ = source.reset()
+                frames = _Frames(source) if cfg.record and recorded_episode(episode) else None
                 episode_return, length = 0.0, 0
                 terminated = truncated = False
                 while not (terminated or truncated):
                     t0 = time.perf_counter()
-                    action = env.action_space.sample() if warm_up else agent.act(ob, episode)
+                    action = source.action_space.sample() if warm_up else agent.act(ob, episode)
                     t1 = time.perf_counter()
-                    next_ob, reward, terminated, truncated, _ = env.step(action)
+                    next_ob, reward, terminated, truncated, _ = source.step(action)
                     t2 = time.perf_counter()
                     length += 1
                     if cfg.max_episode_len is not None and length >= cfg.max_episode_len:
@@ -316,9 +323,9 @@ class DefaultLoop(BaseLoop):
                         agent,
                         ob,
                         action,
-                        float(reward),
-                        bool(terminated),
-                        bool(truncated),
+                        reward,
+                        terminated,
+                        truncated,
                         next_ob,
                         with_flags,
                     )
@@ -328,23 +335,28 @@ class DefaultLoop(BaseLoop):
                     env_s += t2 - t1
                     act_s += t1 - t0
                     learn_s += t3 - t2
-                    episode_return += float(reward)
+                    episode_return += reward
                     ob = next_ob
                 self.global_step += length
                 returns.append(episode_return)
                 lengths.append(length)
                 if frames is not None:
                     frames.write(self._videos_dir() / f"episode-{episode}")
-                metrics = {
-                    "episode_return": episode_return,
-                    "episode_length": float(length),
-                    "episode": float(episode),
-                    "time/env_s": env_s,
-                    "time/act_s": act_s,
-                    "time/learn_s": learn_s,
+                metrics = {  # the run vocabulary of every algorithm (docs/runs.md)
+                    "charts/episode_return": episode_return,
+                    "charts/episode_length": float(length),
+                    "charts/episodes": float(episode + 1),
+                    "charts/steps_per_second": self.global_step / max(time.perf_counter() - started, 1e-9),
+                    "time/env": env_s,
+                    "time/inference": act_s,
+                    "time/learn": learn_s,
                 }
                 metrics.update(_agent_metrics(agent, episode))
                 self.context.logger.log(self.global_step, metrics)
+                hooks = self.context.hooks
+                stop = bool(hooks) and hooks.emit(
+                    "on_rollout_end", RolloutEnd(self.global_step, episode + 1, length, (episode_return,))
+                )
                 self.context.progress.update(
                     steps=self.global_step, episodes=episode + 1, last_return=episode_return
                 )
@@ -374,9 +386,12 @@ class DefaultLoop(BaseLoop):
                 if (by_count or by_time) and done_episodes < cfg.max_episodes:
                     self.checkpoint(f"episode-{done_episodes}")
                     last_checkpoint = time.perf_counter()
+                if stop or self.context.hooks.stop_reason is not None:
+                    self.artifacts["stop_reason"] = self.context.hooks.stop_reason
+                    break
         finally:
             agent.training = False
-            env.close()
+            source.close()
             log.close()
             self.artifacts["episode_returns"] = returns
             self.artifacts["episode_lengths"] = lengths
@@ -394,6 +409,11 @@ class DefaultLoop(BaseLoop):
                 self.global_step,
                 {"eval/mean_return": result.mean_return, "eval/std_return": result.std_return},
             )
+            if self.context.hooks:
+                self.context.hooks.emit(
+                    "on_eval",
+                    EvalEnd(self.global_step, result.mean_return, result.std_return, tuple(result.returns), time.perf_counter() - started),
+                )
             print(f"evaluation without memorize/update: {result.format()}", flush=True)
 
     # ------------------------------------------------------------------ evaluation

@@ -40,27 +40,35 @@ def train_random(
     save_callback: Any,
     context: TrainContext,
 ) -> None:
-    """Run random episodes for ``total_steps`` steps (default 1000), recording returns."""
+    """Random actions for ``total_steps`` steps (default 1000) on the profile's ``num_envs`` copies.
+
+    Steps go through the same rollout source as every built-in algorithm (the framework's
+    own cost, measured in ``benchmarks/framework_overhead.py``); episode returns are logged.
+    """
+    from daedalus.rollout import DEFAULT_GROUP
+    from daedalus.rollout.policies import RandomPolicy
+    from daedalus.rollout.source import local_source
+
     total_steps = int(config.get("total_steps", 1000))
-    env = env_factory(context.seed)
-    obs, _ = env.reset()
+    source = local_source(
+        env_factory, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed, context.backend
+    )
+    policies = {DEFAULT_GROUP: RandomPolicy(source.action_space, agent.seed)}
     returns: list[float] = []
-    episode_return, episodes = 0.0, 0
-    for step in range(1, total_steps + 1):
-        action, _ = agent.get_action(obs)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        episode_return += float(reward)
-        if terminated or truncated:
-            episodes += 1
-            returns.append(episode_return)
-            context.logger.log(step, {"episode_return": episode_return})
-            context.progress.update(steps=step, episodes=episodes, last_return=episode_return)
-            episode_return = 0.0
-            obs, _ = env.reset()
-        elif step % 256 == 0:
-            context.progress.update(steps=step)
-    context.progress.update(steps=total_steps)
-    env.close()
+    steps = 0
+    chunk = max(1, 256 // source.batch_size)
+    try:
+        source.reset(seed=context.seed)
+        while steps < total_steps:
+            num_steps = min(chunk, -(-(total_steps - steps) // source.batch_size))
+            trajectory = source.sample(policies, num_steps)[DEFAULT_GROUP]
+            steps += trajectory.num_transitions
+            for episode_return in trajectory.episode_returns.tolist():
+                returns.append(episode_return)
+                context.logger.log(steps, {"charts/episode_return": episode_return})
+            context.progress.update(steps=steps, episodes=len(returns), last_return=returns[-1] if returns else None)
+    finally:
+        source.close()
     artifacts["episode_returns"] = returns
 
 

@@ -485,6 +485,13 @@ def check_loop_section(profile: Profile) -> None:
             f"but num_envs is {profile.num_envs}",
             "Remove 'num_envs' (or set it to 1).",
         )
+    if profile.backend != "local":
+        raise profile.fail(
+            ("rollout", "backend"),
+            f"stepwise agents act, memorize and update between every two steps of one env in this "
+            f"process, so rollout backend '{profile.backend}' cannot apply",
+            "Remove 'rollout' (or set 'backend: local').",
+        )
     _, _, normalized = parse_loop_section(profile.loop, profile.fail, profile.base_dir)
     profile.loop = normalized
 

@@ -21,6 +21,7 @@ import torch
 from gymnasium import spaces
 
 from daedalus.algos import policy_gradient
+from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch
 from daedalus.nn.networks import ActorCritic
@@ -83,7 +84,7 @@ def make_a2c_agent(
 # --------------------------------------------------------------------------- loss
 
 
-def a2c_loss(network: ActorCritic, batch: RolloutBatch, config: A2CConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def a2c_loss(batch: RolloutBatch, network: ActorCritic, config: A2CConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Policy-gradient + value loss - entropy bonus on the rollout; metrics stay tensors."""
     policy_out, values = network(batch.obs)
     dist = network.distribution(policy_out)
@@ -119,7 +120,7 @@ def a2c_update(
         for key in ("loss/total", "loss/approx_kl", "loss/clip_fraction"):
             metrics.pop(key, None)
     else:
-        loss, metrics = loss_fn(network, batch, config)
+        loss, metrics = loss_fn(batch, network, config)
         agent.optimizer.zero_grad()
         loss.backward()
     metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(agent.parameters, config.max_grad_norm)
@@ -139,10 +140,14 @@ def train_a2c(
     save_callback: Callable[..., None] | None = None,
     context: TrainContext | None = None,
 ) -> A2CAgent:
-    """Train ``agent`` with A2C until ``config.total_steps`` (see :func:`train_on_policy`)."""
+    """Train ``agent`` with A2C until ``config.total_steps`` (see :func:`train_on_policy`).
+
+    ``config.loss`` names a custom loss (called like :func:`a2c_loss`, run through autograd).
+    """
+    loss_fn = custom_loss(context, config.loss, a2c_loss)
     train_on_policy(
         env_factory, agent, config, artifacts, save_callback, context,
-        lambda agent_, batch, progress_remaining: a2c_update(agent, batch, config),
+        lambda agent_, batch, progress_remaining: a2c_update(agent, batch, config, loss_fn),
     )
     return agent
 

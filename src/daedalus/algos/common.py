@@ -1,6 +1,7 @@
-"""Bookkeeping shared by the replay-based algorithms (DQN, SAC, TD3): plain functions and one small class.
+"""What every built-in algorithm shares besides its own loss: the rollout source, the one training
+schedule, exact-resume state, and the replay loop of DQN, SAC and TD3.
 
-- :func:`make_worker` / :func:`default_context`: the rollout worker and a context for Crete-style calls;
+- :func:`make_source` / :func:`default_context`: the rollout source a context describes, and a context for Crete-style calls;
 - :func:`optimizer_tensors` / :func:`load_optimizer`, :func:`rng_tensors`: exact-resume state as
   named tensors + JSON (nothing is pickled);
 - :class:`TrainingSchedule`: the training clock (evaluation and checkpoint time excluded),
@@ -15,24 +16,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
-from daedalus.envs.vector import make_vec_env
+from daedalus.hooks import CheckpointSaved, EvalEnd, Hooks, RolloutEnd, UpdateEnd
 from daedalus.nn.optim import Optimizer
 from daedalus.rollout.collector import Collector
-from daedalus.rollout.worker import RolloutWorker, SerialWorker, SubprocessWorker
+from daedalus.rollout.source import LocalSource, ObsTransform, local_source
 from daedalus.types import TrainContext
 
 __all__ = [
     "TrainingSchedule",
+    "custom_loss",
     "train_replay",
     "default_context",
     "load_optimizer",
-    "make_worker",
+    "make_source",
     "optimizer_tensors",
     "restore_torch_threads",
     "set_torch_threads",
@@ -61,10 +62,29 @@ def default_context(
     )
 
 
-def make_worker(context: TrainContext, kind: str = "serial") -> RolloutWorker:
-    """The profile's vector env behind a serial (in-process) or subprocess worker."""
-    build = partial(make_vec_env, context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization, context.seed)
-    return SubprocessWorker(build) if kind == "subprocess" else SerialWorker(build())
+def make_source(context: TrainContext, obs_transform: ObsTransform | None = None) -> LocalSource:
+    """The rollout source the context describes (the profile's ``rollout`` section); built by the
+    rollout package, never here."""
+    return local_source(
+        context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization,
+        context.seed, context.backend, obs_transform,
+    )
+
+
+def custom_loss(context: TrainContext | None, ref: str | None, default: Callable[..., Any]) -> Callable[..., Any]:
+    """The loss a config names (``config.loss``), else the algorithm's own.
+
+    The reference is resolved by the run (relative to the profile, under its trust rules);
+    outside a run, as a plain reference. A custom loss always runs through autograd: the
+    algorithms only use their hand-derived gradient for their own loss.
+    """
+    if ref is None:
+        return default
+    if context is not None and context.resolve is not None:
+        return context.resolve(ref)
+    from daedalus.registry import resolve_ref
+
+    return resolve_ref(ref)
 
 
 def set_torch_threads(threads: int) -> int:
@@ -126,11 +146,15 @@ def numpy_rng_state(rng: np.random.Generator) -> dict[str, Any]:
 
 
 class TrainingSchedule:
-    """Logging, evaluation, checkpoints and the training clock of one training call.
+    """Logging, evaluation, checkpoints and the training clock of one training call — for every algorithm.
 
     ``agent`` must have ``global_step``, ``num_episodes`` and ``predict``; ``config`` the fields
     ``log_every_steps``, ``eval_every_steps``, ``eval_episodes``, ``eval_deterministic``,
-    ``checkpoint_every_steps``, ``total_steps`` and ``target_return``.
+    ``checkpoint_every_steps``, ``total_steps`` and ``target_return``. ``timing`` is what
+    measures env and inference seconds (a rollout source or a collector: ``env_time``,
+    ``inference_time``). Loops add finished episodes with :meth:`add_episodes` and learning
+    time to :attr:`learn_time`, then call :meth:`step` once per collection; every run gets
+    the same metric vocabulary (docs/runs.md).
     """
 
     def __init__(
@@ -140,12 +164,13 @@ class TrainingSchedule:
         context: TrainContext,
         env_factory: Callable[[int | None], Any],
         artifacts: dict[str, Any],
-        collector: Collector,
+        timing: Any,
     ) -> None:
         self.agent, self.config, self.context = agent, config, context
-        self.env_factory, self.artifacts, self.collector = env_factory, artifacts, collector
+        self.env_factory, self.artifacts, self.timing = env_factory, artifacts, timing
         self.evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
         self.best_return = max((e["mean_return"] for e in self.evaluations), default=-np.inf)
+        self.episode_returns: list[float] = []  # returns of episodes finished in this call, in order
         self.learn_time = 0.0
         self.start = time.perf_counter()
         self.excluded_time = 0.0  # evaluation and checkpoints: not on the training clock
@@ -154,9 +179,17 @@ class TrainingSchedule:
         self.next_eval = step + config.eval_every_steps if config.eval_every_steps > 0 else None
         self.next_checkpoint = step + config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else None
         self.eval_seed = (context.seed if context.seed is not None else 0) + 10_000
+        self.hooks: Hooks = context.hooks
+        self.stop_reason: str | None = None  # set when target_return is reached
 
     #: The clock used for every timing (``time.perf_counter``).
     clock = staticmethod(time.perf_counter)
+
+    def add_episodes(self, returns: np.ndarray) -> None:
+        """Record the returns of episodes that just finished."""
+        if len(returns):
+            self.agent.num_episodes += len(returns)
+            self.episode_returns.extend(returns.tolist())
 
     @property
     def train_seconds(self) -> float:
@@ -166,7 +199,7 @@ class TrainingSchedule:
     def time_split(self) -> dict[str, float]:
         """Seconds in env / inference / learn and the rest, plus steps."""
         train_seconds = self.train_seconds
-        env, inference = self.collector.env_time, self.collector.inference_time
+        env, inference = float(self.timing.env_time), float(self.timing.inference_time)
         return {
             "train_seconds": train_seconds,
             "env": env,
@@ -177,19 +210,20 @@ class TrainingSchedule:
         }
 
     def step(self, metrics: Callable[[], dict[str, float]]) -> bool:
-        """Call after each vector-env step; logs, evaluates and checkpoints when due. True: stop."""
+        """Call after each collection; logs, evaluates and checkpoints when due. True: stop."""
         agent, config = self.agent, self.config
         step = agent.global_step
         done = step >= config.total_steps
         if step >= self.next_log or done:
-            self.next_log += config.log_every_steps
+            while self.next_log <= step:
+                self.next_log += config.log_every_steps
             split = self.time_split()
             logged = dict(metrics())
             logged.update({
                 "charts/steps_per_second": step / max(split["train_seconds"], 1e-9),
                 "time/env": split["env"], "time/inference": split["inference"], "time/learn": split["learn"], "time/other": split["other"],
             })
-            returns = self.collector.episode_returns
+            returns = self.episode_returns
             if returns:
                 logged["charts/episode_return"] = float(np.mean(returns[-20:]))
             self.context.logger.log(step, logged)
@@ -208,12 +242,12 @@ class TrainingSchedule:
             if self.next_checkpoint is not None and step >= self.next_checkpoint:
                 while self.next_checkpoint <= step:
                     self.next_checkpoint += config.checkpoint_every_steps
-                self.context.checkpoint(agent, f"step-{step}", step)
+                self.checkpoint(f"step-{step}")
             self.excluded_time += time.perf_counter() - excluded_start
-        return stop
+        return stop or self.hooks.stop_reason is not None
 
     def evaluate(self, train_seconds: float) -> bool:
-        """Periodic evaluation on separate env copies; returns True when ``target_return`` is reached."""
+        """Periodic evaluation on separate env copies; True when ``target_return`` is reached or a hook stops."""
         from daedalus.evaluation import evaluate
 
         config, agent = self.config, self.agent
@@ -223,12 +257,41 @@ class TrainingSchedule:
         self.context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
         if mean > self.best_return:
             self.best_return = mean
-            self.context.checkpoint(agent, "best", agent.global_step)
-        return config.target_return is not None and mean >= config.target_return
+            self.checkpoint("best")
+        if config.target_return is not None and mean >= config.target_return and self.stop_reason is None:
+            self.stop_reason = f"target_return {config.target_return:g} reached (evaluation mean {mean:.2f})"
+        if self.hooks:
+            self.hooks.emit("on_eval", EvalEnd(agent.global_step, mean, std, tuple(result.returns), train_seconds))
+        return self.stop_reason is not None or self.hooks.stop_reason is not None
+
+    def checkpoint(self, name: str) -> None:
+        """Write checkpoint ``name`` now (and tell the hooks)."""
+        step = self.agent.global_step
+        self.context.checkpoint(self.agent, name, step)
+        if self.hooks:
+            self.hooks.emit("on_checkpoint", CheckpointSaved(step, name))
+
+    def rollout_end(self, num_transitions: int, episode_returns: np.ndarray, policy_version: int = 0) -> bool:
+        """A collection finished: record its episodes and tell the hooks; True when a hook stops."""
+        self.add_episodes(episode_returns)
+        if not self.hooks:
+            return False
+        info = RolloutEnd(self.agent.global_step, self.agent.num_episodes, num_transitions, tuple(episode_returns.tolist()), policy_version)
+        return self.hooks.emit("on_rollout_end", info)
+
+    def update_end(self, num_updates: int, metrics: Callable[[], dict[str, float]]) -> bool:
+        """An update finished: tell the hooks (metrics are only computed when someone listens)."""
+        if not self.hooks:
+            return False
+        return self.hooks.emit("on_update", UpdateEnd(self.agent.global_step, num_updates, dict(metrics())))
 
     def finish(self) -> None:
-        """Write ``artifacts["time_split"]``."""
+        """Write ``artifacts["time_split"]`` and, when training stopped early, ``artifacts["stop_reason"]``."""
+        self.context.progress.update(steps=self.agent.global_step, episodes=self.agent.num_episodes)
         self.artifacts["time_split"] = self.time_split()
+        reason = self.stop_reason or self.hooks.stop_reason
+        if reason is not None:
+            self.artifacts["stop_reason"] = reason
 
 
 # --------------------------------------------------------------------------- the replay loop of DQN, SAC and TD3
@@ -261,12 +324,12 @@ def train_replay(
     """
     context = context or default_context(algo, env_factory, artifacts, save_callback)
     previous_threads = set_torch_threads(config.torch_threads)
-    worker = make_worker(context, config.rollout_worker)
+    source = make_source(context)
     try:
-        if agent.buffer is None or agent.buffer.num_rows != worker.batch_size:
-            agent.buffer = agent.make_buffer(config.buffer_size, worker.batch_size)
+        if agent.buffer is None or agent.buffer.num_rows != source.batch_size:
+            agent.buffer = agent.make_buffer(config.buffer_size, source.batch_size)
         buffer = agent.buffer
-        collector = Collector(worker, buffer, policy=agent.explore, action_to_env=action_to_env)
+        collector = Collector(source, buffer, policy=agent.explore, action_to_env=action_to_env)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
         latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
 
@@ -277,13 +340,13 @@ def train_replay(
             return logged
 
         collector.reset(seed=context.seed)
-        rows = worker.batch_size
+        rows = source.batch_size
         every = config.train_frequency_steps
         while agent.global_step < config.total_steps:
             # ---- collect: one policy forward for all rows, one env step, one buffer write
-            step = collector.step()
+            batch = collector.step()
             previous, agent.global_step = agent.global_step, agent.global_step + rows
-            agent.num_episodes += len(step.episode_returns)
+            stop = schedule.rollout_end(rows, batch.episode_returns, agent.num_updates)
             if every_step is not None:
                 every_step(previous)
 
@@ -293,11 +356,12 @@ def train_replay(
                 start = schedule.clock()
                 latest.update(update(agent, buffer, config))
                 schedule.learn_time += schedule.clock() - start
+                stop = schedule.update_end(agent.num_updates, current_metrics) or stop
 
-            if schedule.step(current_metrics):
+            if schedule.step(current_metrics) or stop:
                 break
         schedule.finish()
     finally:
-        worker.close()
+        source.close()
         restore_torch_threads(previous_threads)
     return agent

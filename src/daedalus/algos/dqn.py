@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch import nn
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
+    custom_loss,
     load_optimizer,
     optimizer_tensors,
     train_replay,
@@ -80,7 +82,8 @@ class DQNConfig:
     max_grad_norm: float = param(10.0, "Global gradient-norm clipping threshold.", POSITIVE)
     hidden_sizes: list[int] = param([256, 256], "Hidden layer sizes of the Q-network MLP.", AT_LEAST_ONE)
     activation: str = param("relu", f"Hidden activation: one of {list(FLAT_ACTIVATIONS)}.", choices=FLAT_ACTIVATIONS)
-    closed_form_backward: bool = param(True, "Compute the Huber-loss gradient in closed form instead of with autograd (same numbers, ~2x faster gradient steps on a CPU).")
+    loss: str | None = param(None, "A custom loss by reference (pkg.mod:fn or file.py:fn), called like dqn_loss(batch, q_network, target_network, config) -> (loss, metrics). It runs through autograd.", code=True)
+    closed_form_gradients: bool = param(True, "Compute the Huber-loss gradient in closed form instead of with autograd (same numbers, ~2x faster gradient steps on a CPU).")
     save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
     eval_every_steps: int = param(10_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
     eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
@@ -91,7 +94,6 @@ class DQNConfig:
     keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
     log_every_steps: int = param(2_000, "Log metrics every this many steps.", AT_LEAST_ONE)
     torch_threads: int = param(1, "torch CPU threads while training; 1 is fastest for small MLPs on few cores; 0 keeps torch's default.", NONNEGATIVE)
-    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
         check_fields(self)  # ranges and choices (a profile's values were checked on load already)
@@ -223,12 +225,14 @@ def dqn_targets(q_network: nn.Module, target_network: nn.Module, batch: ReplaySa
     return batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
 
 
-def dqn_loss(q_network: nn.Module, target_network: nn.Module, batch: ReplaySample, config: DQNConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dqn_loss(batch: ReplaySample, q_network: nn.Module, target_network: nn.Module, config: DQNConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Huber loss between Q(s, a) and :func:`dqn_targets` on one batch; metrics stay tensors."""
     targets = dqn_targets(q_network, target_network, batch, config)
     q_values = q_network(batch.obs).gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
     loss = nn.functional.smooth_l1_loss(q_values, targets)
-    return loss, {"loss/td": loss.detach(), "loss/q_values": q_values.detach().mean()}
+    with torch.no_grad():
+        metrics = {"loss/td": loss.detach(), "loss/td_error": (q_values - targets).abs().mean(), "loss/q_values": q_values.mean()}
+    return loss, metrics
 
 
 # --------------------------------------------------------------------------- update
@@ -267,14 +271,15 @@ def dqn_update(
 
     All batches of the update are drawn in one call (the buffer does not change during an
     update, so this is the same distribution as drawing them one by one). With ``loss_fn`` (or
-    ``closed_form_backward: false``) the gradient comes from autograd on ``loss_fn`` (default
-    :func:`dqn_loss`) and metrics are averaged; otherwise from :func:`dqn_closed_form_step`, and
-    metrics are those of the last gradient step (per-step reductions would cost as much as the step).
+    ``closed_form_gradients: false``) the gradient comes from autograd on ``loss_fn`` (default
+    :func:`dqn_loss`), otherwise from :func:`dqn_closed_form_step`. Either way the metrics are
+    those of the last gradient step, with the same keys (per-step reductions would cost as much
+    as the step).
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
     agent.num_updates += 1
-    if loss_fn is None and config.closed_form_backward:
+    if loss_fn is None and config.closed_form_gradients:
         # The target network does not change during an update: without Double DQN every
         # batch's target comes from one large forward pass instead of gradient_steps small ones.
         all_targets = None if config.double_dqn else dqn_targets(agent.q_network, agent.target_network, samples, config)
@@ -289,19 +294,19 @@ def dqn_update(
         with torch.no_grad():
             abs_error = error.abs()
             huber = torch.where(abs_error < 1.0, 0.5 * error * error, abs_error - 0.5).mean()
-        return {"loss/td": huber, "loss/td_error": abs_error.mean(), "loss/grad_norm": grad_norm}
+            q_mean = (error + targets).mean()  # error = Q(s, a) - target
+        return {"loss/td": huber, "loss/td_error": abs_error.mean(), "loss/q_values": q_mean, "loss/grad_norm": grad_norm}
     parameters = list(agent.q_network.parameters())
-    collected: list[dict[str, torch.Tensor]] = []
+    metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
         batch = samples.slice(index * size, (index + 1) * size)
-        loss, metrics = (loss_fn or dqn_loss)(agent.q_network, agent.target_network, batch, config)
+        loss, metrics = (loss_fn or dqn_loss)(batch, agent.q_network, agent.target_network, config)
         agent.optimizer.zero_grad()
         loss.backward()
         metrics["loss/grad_norm"] = nn.utils.clip_grad_norm_(parameters, config.max_grad_norm, foreach=True)
         agent.optimizer.step()
-        collected.append(metrics)
-    # One stack per metric instead of a float conversion (a sync) per gradient step.
-    return {key: torch.stack([m[key] for m in collected]).mean() for key in collected[0]}
+    # The last gradient step's metrics, as the closed-form path reports (same columns either way).
+    return metrics
 
 
 
@@ -335,7 +340,8 @@ def train_dqn(
         return {"charts/epsilon": agent.epsilon(agent.global_step), "charts/buffer_size": float(len(agent.buffer))}
 
     train_replay(
-        env_factory, agent, config, artifacts, save_callback, context, "dqn", dqn_update,
+        env_factory, agent, config, artifacts, save_callback, context, "dqn",
+        partial(dqn_update, loss_fn=None if config.loss is None else custom_loss(context, config.loss, dqn_loss)),
         every_step=update_target, extra_metrics=extra_metrics,
     )
     return agent

@@ -9,9 +9,9 @@ its ``update(agent, batch, progress_remaining) -> metrics``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,18 +20,24 @@ from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos import policy_gradient
-from daedalus.algos.common import default_context, make_worker
+from daedalus.algos.common import (
+    TrainingSchedule,
+    default_context,
+    make_source,
+    restore_torch_threads,
+    set_torch_threads,
+)
 from daedalus.buffers.rollout import RolloutBatch, RolloutStorage
 from daedalus.errors import ProfileError
-from daedalus.evaluation import evaluate
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
 from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, UNIT, check_fields, param
-from daedalus.rollout.worker import RolloutWorker
+from daedalus.rollout.contract import DEFAULT_GROUP, ActOutput
+from daedalus.rollout.source import LocalSource
 from daedalus.types import TrainContext
 
-__all__ = ["ActorCriticAgent", "OnPolicyConfig", "Update", "train_on_policy"]
+__all__ = ["ActorCriticAgent", "ActorCriticPolicy", "OnPolicyConfig", "Update", "train_on_policy"]
 
 
 # --------------------------------------------------------------------------- config
@@ -66,8 +72,8 @@ class OnPolicyConfig:
     keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
     log_every_steps: int = param(2_000, "Log metrics every this many steps.", AT_LEAST_ONE)
     torch_threads: int = param(1, "torch CPU threads while training; 1 is fastest for small MLPs (less sync overhead); 0 keeps torch's default.", NONNEGATIVE)
+    loss: str | None = param(None, "A custom loss by reference (pkg.mod:fn or file.py:fn), called like the algorithm's own (ppo_loss / a2c_loss): loss(batch, network, config, ...) -> (loss, metrics). It runs through autograd.", code=True)
     closed_form_gradients: bool = param(True, "Use the hand-derived gradient of the built-in loss (MLP, tanh/relu, categorical/Gaussian) instead of autograd: same result, several times faster on a CPU.")
-    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
         check_fields(self)  # ranges and choices (a profile's values were checked on load already)
@@ -189,10 +195,27 @@ class ActorCriticAgent(TensorAgent):
         values = policy_gradient.value(self.network, obs_t) if self._functional else self.network.value(obs_t)
         return values.cpu().numpy()
 
-    @torch.inference_mode()
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Env-ready actions for a batch of raw observations (Box actions clipped to bounds)."""
-        policy_out, _ = self._forward(self._tensor(self.preprocess(np.asarray(obs))))
+        """Env-ready actions for a batch of raw observations (Box actions clipped to bounds).
+
+        Deterministic actions take the collection path (NumPy on a CPU), so evaluating costs
+        what acting costs; sampled ones use the torch distribution and the agent's torch
+        generator, never the collection RNG.
+        """
+        obs = self.preprocess(np.asarray(obs))
+        return self.predict_preprocessed(obs) if deterministic else self._predict_torch(obs, deterministic=False)
+
+    def predict_preprocessed(self, obs: np.ndarray) -> np.ndarray:
+        """Env-ready mode actions (argmax or mean) for preprocessed observations."""
+        if self._numpy_acting and self.network.nvec is None:
+            policy_out, _ = policy_gradient.forward_numpy(self.network, obs)
+            actions = policy_out if self.network.log_std is not None else policy_out.argmax(-1)
+            return to_env_actions(actions, self.action_space)
+        return self._predict_torch(obs, deterministic=True)
+
+    @torch.inference_mode()
+    def _predict_torch(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        policy_out, _ = self._forward(self._tensor(obs))
         dist = self.network.distribution(policy_out)
         actions = dist.mode() if deterministic else dist.sample(self.generator)
         return to_env_actions(actions.cpu().numpy(), self.action_space)
@@ -242,6 +265,43 @@ class ActorCriticAgent(TensorAgent):
         self.num_episodes = int(counters.get("num_episodes", 0))
 
 
+# --------------------------------------------------------------------------- collection policy
+
+
+class ActorCriticPolicy:
+    """The agent's collection policy (the :class:`~daedalus.rollout.Policy` contract).
+
+    ``act`` samples actions with their log-probabilities and values in one forward pass
+    (NumPy on a CPU); ``get_weights``/``set_weights`` exchange the network's parameters (and the
+    observation statistics) as plain arrays.
+    """
+
+    def __init__(self, agent: ActorCriticAgent) -> None:
+        self.agent = agent
+
+    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = False) -> ActOutput:
+        """Sample (or, ``deterministic``, take the mode of) the policy for preprocessed ``obs``."""
+        agent = self.agent
+        if deterministic:
+            return ActOutput(actions=agent.predict_preprocessed(obs), state=state)
+        actions, log_probs, values = agent.act(obs)
+        return ActOutput(actions, to_env_actions(actions, agent.action_space), log_probs, values, state)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """The network's parameters and buffers (and ``obs_rms/*`` when observations are normalized)."""
+        weights = {f"network/{k}": v.detach().cpu().numpy() for k, v in self.agent.network.state_dict().items()}
+        if self.agent.obs_rms is not None:
+            weights.update({f"obs_rms/{k}": np.asarray(v) for k, v in self.agent.obs_rms.state().items()})
+        return weights
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load what :meth:`get_weights` gave."""
+        network = {k[len("network/"):]: torch.as_tensor(v) for k, v in weights.items() if k.startswith("network/")}
+        self.agent.network.load_state_dict(network)
+        if self.agent.obs_rms is not None:
+            self.agent.obs_rms.load({k[len("obs_rms/"):]: v for k, v in weights.items() if k.startswith("obs_rms/")})
+
+
 #: ``update(agent, batch, progress_remaining) -> metrics``: one learning step on a rollout;
 #: ``progress_remaining`` goes from 1 to 0 over the run (for schedules).
 Update = Callable[[ActorCriticAgent, RolloutBatch, float], dict[str, float]]
@@ -261,34 +321,32 @@ def train_on_policy(
 ) -> ActorCriticAgent:
     """Collect rollouts and call ``update`` until ``config.total_steps`` (continues from ``agent.global_step``).
 
-    ``context`` (from the run machinery) provides the vector-env settings, the metric logger,
+    ``context`` (from the run machinery) provides the rollout source settings, the metric logger,
     the progress display and the checkpoint callback. Without it (a Crete-style call) 8 sync
     envs are built from ``env_factory`` and checkpoints go through ``save_callback``.
     Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
     """
     context = context or default_context(agent.algo, env_factory, artifacts, save_callback, num_envs=8)
-    previous_threads = torch.get_num_threads()
-    if config.torch_threads > 0:
-        torch.set_num_threads(config.torch_threads)
-    worker = make_worker(context, config.rollout_worker)
-    if worker.num_agents > 1 and config.eval_every_steps > 0:
-        worker.close()
-        torch.set_num_threads(previous_threads)
-        raise ProfileError(
-            f"{agent.algo}: periodic evaluation of multi-agent environments ({worker.num_agents} agents per "
-            "copy) is not supported yet. Set config.eval_every_steps: 0 and config.final_eval_episodes: 0."
-        )
+    previous_threads = set_torch_threads(config.torch_threads)
+    # Observations are normalized as they leave the envs (VecNormalize's place), so the
+    # trajectory holds what the policy saw.
+    source = make_source(context, lambda obs, update: agent.preprocess(obs, update_stats=update))
     try:
-        _train_loop(worker, env_factory, agent, config, artifacts, context, update)
+        if source.num_agents > 1 and config.eval_every_steps > 0:
+            raise ProfileError(
+                f"{agent.algo}: periodic evaluation of multi-agent environments ({source.num_agents} agents per "
+                "copy) is not supported yet. Set config.eval_every_steps: 0 and config.final_eval_episodes: 0."
+            )
+        _train_loop(source, env_factory, agent, config, artifacts, context, update)
     finally:
-        worker.close()
-        torch.set_num_threads(previous_threads)
+        source.close()
+        restore_torch_threads(previous_threads)
     return agent
 
 
 def _train_loop(
-    worker: RolloutWorker,
+    source: LocalSource,
     env_factory: Callable[[int | None], Any],
     agent: ActorCriticAgent,
     config: OnPolicyConfig,
@@ -296,28 +354,11 @@ def _train_loop(
     context: TrainContext,
     update: Update,
 ) -> None:
-    action_space = worker.action_space
-    discrete = isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete))
-    storage = RolloutStorage(
-        config.num_steps,
-        worker.batch_size,
-        (int(np.prod(agent.obs_shape)),),
-        tuple(action_space.shape or ()),
-        action_dtype=np.int64 if discrete else np.float32,
-    )
-    steps_per_rollout = config.num_steps * worker.batch_size
-    seed = context.seed if context.seed is not None else 0
-    evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
-    best_return = max((e["mean_return"] for e in evaluations), default=-np.inf)
-    recent_returns: list[float] = []
-    inference_time = learn_time = 0.0
-    train_start = time.perf_counter()
-    excluded_time = 0.0  # evaluation and checkpoint time: not part of the training clock
-    next_log = agent.global_step + config.log_every_steps
-    next_eval = agent.global_step + config.eval_every_steps if config.eval_every_steps > 0 else None
-    next_checkpoint = agent.global_step + config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else None
-
-    next_obs = agent.preprocess(worker.reset(seed=context.seed), update_stats=True)
+    policies = {DEFAULT_GROUP: ActorCriticPolicy(agent)}
+    steps_per_rollout = config.num_steps * source.batch_size
+    schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source)
+    source.reset(seed=context.seed)
+    metrics: dict[str, float] = {}
     while agent.global_step < config.total_steps:
         # Linear schedules from 1 to 0 over the whole run (CleanRL's `frac`, SB3's lin_<x>).
         progress_remaining = 1.0 - agent.global_step / config.total_steps
@@ -325,81 +366,29 @@ def _train_loop(
             for group in agent.optimizer.param_groups:
                 group["lr"] = progress_remaining * config.learning_rate
 
-        # ---- collect: one batched forward per step for all envs and agents
-        storage.reset()
-        for _ in range(config.num_steps):
-            start = time.perf_counter()
-            actions, logprobs, values = agent.act(next_obs)
-            inference_time += time.perf_counter() - start
-            step = worker.step(to_env_actions(actions, action_space))
-            storage.add(next_obs, actions, logprobs, values, step.rewards, step.terminated, step.truncated, step.valid)
-            if step.truncated.any():
-                # Bootstrap truncated episodes from their real final observation, not the reset one.
-                rows = np.flatnonzero(step.truncated)
-                start = time.perf_counter()
-                storage.set_final_values(rows, agent.values(agent.preprocess(step.final_obs[rows])))
-                inference_time += time.perf_counter() - start
-            next_obs = agent.preprocess(step.obs, update_stats=True)
-            if len(step.episode_returns):
-                agent.num_episodes += len(step.episode_returns)
-                recent_returns.extend(step.episode_returns.tolist())
+        # ---- collect: num_steps steps of every env copy and agent, one batched forward per step
+        trajectory = source.sample(policies, config.num_steps, policy_version=agent.num_updates)[DEFAULT_GROUP]
         agent.global_step += steps_per_rollout
+        stop = schedule.rollout_end(trajectory.num_transitions, trajectory.episode_returns, trajectory.policy_version)
 
-        # ---- targets and update
-        start = time.perf_counter()
-        last_values = agent.values(next_obs)
-        storage.compute_advantages(last_values, config.gamma, config.gae_lambda)
+        # ---- targets: bootstrap truncated episodes from their real final observation, then GAE
+        start = schedule.clock()
+        storage = RolloutStorage.wrap(
+            trajectory.obs, trajectory.actions, trajectory.extras["log_probs"], trajectory.extras["values"],
+            trajectory.rewards, trajectory.terminated, trajectory.truncated, trajectory.valid,
+        )
+        if trajectory.truncated.any():
+            steps, rows = np.nonzero(trajectory.truncated)
+            storage.final_values[steps, rows] = agent.values(trajectory.next_obs[steps, rows])
+        storage.compute_advantages(agent.values(trajectory.last_obs), config.gamma, config.gae_lambda)
+
+        # ---- update
         metrics = update(agent, storage.flat_batch(agent.device), progress_remaining)
-        learn_time += time.perf_counter() - start
+        metrics["charts/learning_rate"] = agent.optimizer.param_groups[0]["lr"]
+        schedule.learn_time += schedule.clock() - start
+        stop = schedule.update_end(agent.num_updates, partial(dict, metrics)) or stop
 
         # ---- metrics, evaluation, checkpoints
-        train_seconds = time.perf_counter() - train_start - excluded_time
-        if agent.global_step >= next_log or agent.global_step >= config.total_steps:
-            next_log += config.log_every_steps
-            env_time = worker.env_time
-            metrics.update({
-                "charts/learning_rate": agent.optimizer.param_groups[0]["lr"],
-                "charts/steps_per_second": agent.global_step / max(train_seconds, 1e-9),
-                "time/env": env_time,
-                "time/inference": inference_time,
-                "time/learn": learn_time,
-                "time/other": max(train_seconds - env_time - inference_time - learn_time, 0.0),
-            })
-            if recent_returns:
-                metrics["charts/episode_return"] = float(np.mean(recent_returns[-20:]))
-            context.logger.log(agent.global_step, metrics)
-            context.progress.update(
-                steps=agent.global_step,
-                episodes=agent.num_episodes,
-                last_return=recent_returns[-1] if recent_returns else None,
-                env_s=round(env_time, 2),
-                inference_s=round(inference_time, 2),
-                learn_s=round(learn_time, 2),
-            )
-
-        stop = False
-        excluded_start = time.perf_counter()
-        if next_eval is not None and (agent.global_step >= next_eval or agent.global_step >= config.total_steps):
-            next_eval += config.eval_every_steps
-            result = evaluate(agent, env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=seed + 10_000)
-            mean, std = float(result.mean_return), float(result.std_return)
-            evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
-            context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
-            if mean > best_return:
-                best_return = mean
-                context.checkpoint(agent, "best", agent.global_step)
-            stop = config.target_return is not None and mean >= config.target_return
-        if next_checkpoint is not None and agent.global_step >= next_checkpoint:
-            next_checkpoint += config.checkpoint_every_steps
-            context.checkpoint(agent, f"step-{agent.global_step}", agent.global_step)
-        excluded_time += time.perf_counter() - excluded_start
-        if stop:
+        if schedule.step(partial(dict, metrics)) or stop:
             break
-
-    artifacts["time_split"] = {
-        "train_seconds": time.perf_counter() - train_start - excluded_time,
-        "env": worker.env_time,
-        "inference": inference_time,
-        "learn": learn_time,
-        "steps": agent.global_step,
-    }
+    schedule.finish()

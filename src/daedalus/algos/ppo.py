@@ -21,6 +21,7 @@ import torch
 from gymnasium import spaces
 
 from daedalus.algos import policy_gradient
+from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch, minibatch_indices
 from daedalus.nn.networks import ActorCritic
@@ -81,7 +82,7 @@ def make_ppo_agent(
 
 
 def ppo_loss(
-    network: ActorCritic, batch: RolloutBatch, config: PPOConfig, clip_coef: float
+    batch: RolloutBatch, network: ActorCritic, config: PPOConfig, clip_coef: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate + value loss - entropy bonus on one minibatch; metrics stay tensors."""
     policy_out, new_values = network(batch.obs)
@@ -162,14 +163,16 @@ def ppo_update(
                 )
                 metrics.pop("loss/total", None)
             else:
-                loss, metrics = loss_fn(agent.network, minibatch, replace(config, norm_adv=norm_adv), clip_coef)
+                loss, metrics = loss_fn(minibatch, agent.network, replace(config, norm_adv=norm_adv), clip_coef)
                 agent.optimizer.zero_grad()
                 loss.backward()
+                if not last_epoch:  # report what the closed-form path reports: last epoch's metrics
+                    metrics = {k: v for k, v in metrics.items() if k == "loss/approx_kl"}
             metrics["loss/grad_norm"] = policy_gradient.clip_grad_norm(parameters, config.max_grad_norm)
             agent.optimizer.step()
             collected.append(metrics)
             # .item() is a sync point on GPU: only pay for it when early stopping is on.
-            if config.target_kl is not None and metrics["loss/approx_kl"].item() > config.target_kl:
+            if config.target_kl is not None and "loss/approx_kl" in metrics and metrics["loss/approx_kl"].item() > config.target_kl:
                 stop = True
                 break
         if stop:
@@ -206,10 +209,14 @@ def train_ppo(
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
     """
 
+    # A custom loss (config.loss, called like ppo_loss) runs through autograd; ppo_update uses
+    # the hand-derived gradient only for ppo_loss itself.
+    loss_fn = custom_loss(context, config.loss, ppo_loss)
+
     def update(agent_: ActorCriticAgent, batch: RolloutBatch, progress_remaining: float) -> dict[str, float]:
         # Clip range schedule (SB3's lin_0.2) when anneal_clip.
         clip_coef = config.clip_coef * (progress_remaining if config.anneal_clip else 1.0)
-        metrics = ppo_update(agent, batch, config, clip_coef)
+        metrics = ppo_update(agent, batch, config, clip_coef, loss_fn)
         metrics["charts/clip_coef"] = clip_coef
         return metrics
 

@@ -77,7 +77,7 @@ class SACConfig:
     target_entropy: float | None = param(None, "Entropy target of the temperature loss; null: -(action dimensions).")
     hidden_sizes: list[int] = param([256, 256], "Hidden layer sizes of the actor and of each critic.", AT_LEAST_ONE)
     activation: str = param("relu", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
-    closed_form_backward: bool = param(True, "Compute the gradients of the three losses in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
+    closed_form_gradients: bool = param(True, "Compute the gradients of the three losses in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
     save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
     eval_every_steps: int = param(5_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
     eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
@@ -88,7 +88,6 @@ class SACConfig:
     keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
     log_every_steps: int = param(1_000, "Log metrics every this many steps.", AT_LEAST_ONE)
     torch_threads: int = param(1, "torch CPU threads while training; 0 keeps torch's default.", NONNEGATIVE)
-    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
         check_fields(self)  # ranges and choices (a profile's values were checked on load already)
@@ -230,7 +229,7 @@ def sac_alpha_loss(log_alpha: torch.Tensor, log_probs: torch.Tensor, target_entr
     return -(log_alpha * (log_probs.detach() + target_entropy)).mean()
 
 
-def sac_critic_loss(agent: SACAgent, batch: ReplaySample, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def sac_critic_loss(batch: ReplaySample, agent: SACAgent, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``0.5 * sum_k MSE(Q_k(s, a), y)``, ``y = r + discount * (1 - terminated) * (min_k Q'_k(s', a') - alpha log pi(a'|s'))``."""
     with torch.no_grad():
         next_actions, next_log_probs = agent.actor(batch.next_obs, agent.generator)
@@ -241,7 +240,7 @@ def sac_critic_loss(agent: SACAgent, batch: ReplaySample, alpha: torch.Tensor) -
     return loss, {"loss/critic": loss.detach(), "loss/q_values": q_values.detach().mean()}
 
 
-def sac_actor_loss(agent: SACAgent, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def sac_actor_loss(obs: torch.Tensor, agent: SACAgent, actions: torch.Tensor, log_probs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``E[alpha log pi(a|s) - min_k Q_k(s, a)]`` for reparameterized ``a ~ pi(.|s)``.
 
     The critics' weights are used as constants (``detach_params``): the gradient flows into
@@ -333,12 +332,12 @@ def sac_autograd_step(agent: SACAgent, batch: ReplaySample, config: SACConfig) -
         agent.alpha_optimizer.step()
         metrics["loss/alpha"] = alpha_loss.detach()
 
-    critic_loss, critic_metrics = sac_critic_loss(agent, batch, alpha)
+    critic_loss, critic_metrics = sac_critic_loss(batch, agent, alpha)
     agent.critic_optimizer.zero_grad()
     critic_loss.backward()
     agent.critic_optimizer.step()
 
-    actor_loss, actor_metrics = sac_actor_loss(agent, batch.obs, actions, log_probs, alpha)
+    actor_loss, actor_metrics = sac_actor_loss(batch.obs, agent, actions, log_probs, alpha)
     agent.actor_optimizer.zero_grad()
     actor_loss.backward()
     agent.actor_optimizer.step()
@@ -348,12 +347,12 @@ def sac_autograd_step(agent: SACAgent, batch: ReplaySample, config: SACConfig) -
 def sac_update(agent: SACAgent, buffer: ReplayBuffer, config: SACConfig) -> dict[str, torch.Tensor]:
     """``gradient_steps`` SAC gradient steps (temperature → critics → actor → targets); metrics of the last one.
 
-    Each step is :func:`sac_closed_form_step` with ``closed_form_backward`` and relu/tanh networks,
+    Each step is :func:`sac_closed_form_step` with ``closed_form_gradients`` and relu/tanh networks,
     else :func:`sac_autograd_step`; the target critics follow every ``target_update_interval`` steps.
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
-    closed_form = config.closed_form_backward and agent.actor.closed_form and agent.critic.closed_form
+    closed_form = config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
     step = sac_closed_form_step if closed_form else sac_autograd_step
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):

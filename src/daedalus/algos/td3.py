@@ -75,7 +75,7 @@ class TD3Config:
     gradient_steps: int = param(1, "Gradient steps per update.", AT_LEAST_ONE)
     hidden_sizes: list[int] = param([400, 300], "Hidden layer sizes of the actor and of each critic.", AT_LEAST_ONE)
     activation: str = param("relu", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
-    closed_form_backward: bool = param(True, "Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
+    closed_form_gradients: bool = param(True, "Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
     save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
     eval_every_steps: int = param(5_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
     eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
@@ -86,7 +86,6 @@ class TD3Config:
     keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
     log_every_steps: int = param(1_000, "Log metrics every this many steps.", AT_LEAST_ONE)
     torch_threads: int = param(1, "torch CPU threads while training; 0 keeps torch's default.", NONNEGATIVE)
-    rollout_worker: str = param("serial", "'serial' (envs in this process) or 'subprocess' (envs in a child process).", choices=("serial", "subprocess"))
 
     def __post_init__(self) -> None:
         check_fields(self)  # ranges and choices (a profile's values were checked on load already)
@@ -228,7 +227,7 @@ def td3_targets(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> torc
     return batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
 
 
-def td3_critic_loss(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def td3_critic_loss(batch: ReplaySample, agent: TD3Agent, config: TD3Config) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``sum_k MSE(Q_k(s, a), y)`` with ``y`` from :func:`td3_targets` (SB3's critic loss)."""
     targets = td3_targets(agent, batch, config)
     q_values = agent.critic(torch.cat([batch.obs, batch.actions], -1)).squeeze(-1)  # (2, batch)
@@ -236,7 +235,7 @@ def td3_critic_loss(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> 
     return loss, {"loss/critic": loss.detach(), "loss/q_values": q_values.detach().mean()}
 
 
-def td3_actor_loss(agent: TD3Agent, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def td3_actor_loss(obs: torch.Tensor, agent: TD3Agent) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``-E[Q_1(s, pi(s))]`` (first critic only, as in the paper); critic weights are constants here."""
     actions = agent.actor(obs)
     weights, biases = agent.critic.weights, agent.critic.biases
@@ -299,7 +298,7 @@ def td3_closed_form_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, 
 
 def td3_autograd_critic_step(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> dict[str, torch.Tensor]:
     """The critic step with autograd on :func:`td3_critic_loss` (the closed form's reference)."""
-    critic_loss, metrics = td3_critic_loss(agent, batch, config)
+    critic_loss, metrics = td3_critic_loss(batch, agent, config)
     agent.critic_optimizer.zero_grad()
     critic_loss.backward()
     agent.critic_optimizer.step()
@@ -308,7 +307,7 @@ def td3_autograd_critic_step(agent: TD3Agent, batch: ReplaySample, config: TD3Co
 
 def td3_autograd_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
     """The actor step with autograd on :func:`td3_actor_loss` (the closed form's reference)."""
-    actor_loss, metrics = td3_actor_loss(agent, obs)
+    actor_loss, metrics = td3_actor_loss(obs, agent)
     agent.actor_optimizer.zero_grad()
     actor_loss.backward()
     agent.actor_optimizer.step()
@@ -318,13 +317,13 @@ def td3_autograd_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, tor
 def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict[str, torch.Tensor]:
     """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets.
 
-    With ``closed_form_backward`` (and relu/tanh networks) the steps are
+    With ``closed_form_gradients`` (and relu/tanh networks) the steps are
     :func:`td3_closed_form_critic_step` and :func:`td3_closed_form_actor_step`, else their autograd
     references :func:`td3_autograd_critic_step` and :func:`td3_autograd_actor_step`.
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
-    closed_form = config.closed_form_backward and agent.actor.closed_form and agent.critic.closed_form
+    closed_form = config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
     critic_step = td3_closed_form_critic_step if closed_form else td3_autograd_critic_step
     actor_step = td3_closed_form_actor_step if closed_form else td3_autograd_actor_step
     metrics: dict[str, torch.Tensor] = {}

@@ -80,6 +80,29 @@ class RolloutStorage:
         self.returns = np.zeros(shape, dtype=np.float32)
         self.step = 0
 
+    @classmethod
+    def wrap(
+        cls,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        logprobs: np.ndarray,
+        values: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        valid: np.ndarray,
+    ) -> RolloutStorage:
+        """A full storage around arrays already collected (a trajectory), without copying them."""
+        storage = cls.__new__(cls)
+        storage.num_steps, storage.batch_size = rewards.shape
+        storage.obs, storage.actions, storage.logprobs, storage.values = obs, actions, logprobs, values
+        storage.rewards, storage.terminated, storage.truncated, storage.valid = rewards, terminated, truncated, valid
+        storage.final_values = np.zeros(rewards.shape, dtype=np.float32)
+        storage.advantages = np.zeros(rewards.shape, dtype=np.float32)
+        storage.returns = np.zeros(rewards.shape, dtype=np.float32)
+        storage.step = storage.num_steps
+        return storage
+
     def reset(self) -> None:
         """Start writing from step 0 again (arrays are overwritten, not reallocated)."""
         self.step = 0

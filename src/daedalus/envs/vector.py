@@ -186,7 +186,7 @@ def make_vec_env(
 
     ``mode`` is ``"auto"`` (see the module docstring for the rule), ``"native"`` (Gymnasium's
     vector entry point; an error if the env has none or the profile adds wrappers), ``"sync"``
-    or ``"async"``. Copy ``i`` is seeded with ``seed + i``. Returns a Gymnasium ``VectorEnv``
+    or ``"async"``. Copy ``i`` is seeded with ``seed + i`` (a native vector env draws every copy from one generator seeded with ``seed``). Returns a Gymnasium ``VectorEnv``
     (``SAME_STEP`` autoreset unless native) or, for multi-agent envs, a
     :class:`MultiAgentVectorEnv`; both expose ``num_envs``, ``single_observation_space`` and
     ``single_action_space``, and multi-agent ones ``num_agents``.

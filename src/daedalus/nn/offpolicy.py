@@ -11,7 +11,7 @@ Small MLPs on a CPU spend more time in per-module and per-op dispatch than in ar
 - every network also has a *closed-form* pass (``forward_cached`` + ``backward``) for ReLU/tanh
   hidden layers: no autograd graph, activations computed in place into buffers that are reused
   every step (a :class:`Workspace`), gradients written straight into ``param.grad``. SAC and TD3
-  use it by default (``closed_form_backward``); it matches autograd to float precision
+  use it by default (``closed_form_gradients``); it matches autograd to float precision
   (``tests/unit/test_offpolicy_closed_form.py``).
 
 Why the closed form is faster at the rl-zoo3 sizes (256x256 and 400x300 at batch 256) on a CPU,

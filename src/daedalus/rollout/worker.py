@@ -23,33 +23,15 @@ import contextlib
 import multiprocessing as mp
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from daedalus.envs.vector import autoreset_mode
+from daedalus.rollout.contract import StepBatch
 
 __all__ = ["RolloutWorker", "SerialWorker", "StepBatch", "SubprocessWorker"]
-
-
-@dataclass
-class StepBatch:
-    """What one step of all envs returns; every array has ``batch_size`` rows."""
-
-    #: Observation to act on next (already reset where an episode ended).
-    obs: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    #: Real final observation where ``terminated | truncated``; other rows are unspecified.
-    final_obs: np.ndarray
-    #: False where the action of this step was not applied (autoreset step, dead agent).
-    valid: np.ndarray
-    #: Undiscounted returns and lengths of the episodes that finished at this step.
-    episode_returns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
-    episode_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class RolloutWorker(Protocol):
@@ -62,8 +44,11 @@ class RolloutWorker(Protocol):
     #: One agent's spaces.
     observation_space: Any
     action_space: Any
-    #: Seconds spent inside ``env.step`` (and resets) so far.
-    env_time: float
+
+    @property
+    def env_time(self) -> float:
+        """Seconds spent inside ``env.step`` (and resets) so far."""
+        ...
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset all envs; returns observations ``(batch_size, ...)``."""
