@@ -36,14 +36,18 @@ PROFILE_KEYS: dict[str, str] = {
     "wrappers": "list of wrapper ids or refs, each optionally with args",
     "num_envs": "number of environment copies (integer >= 1)",
     "seed": "integer seed, or null",
-    "vectorization": "auto, sync or async",
+    "rollout": "where envs run: {backend: local or subprocess, vectorization: auto, native, sync or async}",
+    "callbacks": "hooks: a list of pkg.mod:Obj / file.py:Obj, each optionally {ref: ..., args: {...}}",
     "device": "cpu, cuda, cuda:N or auto",
     "config": "mapping of agent and training parameters",
     "loop": "loop settings for stepwise agents",
     "description": "free text",
 }
 REQUIRED_KEYS = ("agent_id", "env_id")
-VECTORIZATION_MODES = ("auto", "sync", "async")
+VECTORIZATION_MODES = ("auto", "native", "sync", "async")
+#: Where a profile's envs can run (``rollout.backend``); Ray comes with its own issue.
+ROLLOUT_BACKENDS = ("local", "subprocess")
+ROLLOUT_KEYS = ("backend", "vectorization")
 DEFAULTS_KEY = "defaults"
 
 
@@ -117,6 +121,8 @@ class Profile:
     num_envs: int = 1
     seed: int | None = 0
     vectorization: str = "auto"
+    backend: str = "local"
+    callbacks: list[WrapperRef] = field(default_factory=list)
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
     loop: dict[str, Any] | None = None
@@ -158,10 +164,12 @@ class Profile:
             "wrappers": [{"id": w.ref, "args": copy.deepcopy(w.args)} for w in self.wrappers],
             "num_envs": self.num_envs,
             "seed": self.seed,
-            "vectorization": self.vectorization,
+            "rollout": {"backend": self.backend, "vectorization": self.vectorization},
             "device": self.device,
             "config": copy.deepcopy(self.config),
         }
+        if self.callbacks:
+            out["callbacks"] = [{"ref": c.ref, "args": copy.deepcopy(c.args)} for c in self.callbacks]
         if self.loop is not None:
             out["loop"] = copy.deepcopy(self.loop)
         if self.description:
@@ -313,6 +321,13 @@ def _build_profile(
         raw["config"] = {}
 
     suggested: set[str] = set()  # required keys an unknown key is probably a typo of
+    if "vectorization" in raw:
+        problems.add(probe.fail(
+            ("vectorization",),
+            "'vectorization' moved under 'rollout' (one section says where envs run)",
+            f"Write 'rollout: {{vectorization: {raw['vectorization']}}}'.",
+        ))
+        del raw["vectorization"]
     for key in list(raw):
         if key not in PROFILE_KEYS:
             hint = did_you_mean(str(key), list(PROFILE_KEYS))
@@ -340,9 +355,28 @@ def _build_profile(
             ))
             raw[key] = default
 
-    for key in ("agent_id", "env_id", "vectorization", "device", "description"):
+    for key in ("agent_id", "env_id", "device", "description"):
         if key in raw:
             expect(key, isinstance(raw[key], str), "a string", "")
+    rollout = raw.get("rollout") or {}
+    if not isinstance(rollout, dict):
+        problems.add(probe.fail(("rollout",), f"'rollout' must be a mapping, got {rollout!r}", "Write e.g. 'rollout: {backend: local, vectorization: auto}'."))
+        rollout = {}
+    for key in rollout:
+        if key not in ROLLOUT_KEYS:
+            problems.add(probe.fail(
+                ("rollout", str(key)), f"unknown rollout key '{key}'",
+                f"{did_you_mean(str(key), ROLLOUT_KEYS).strip() or 'Remove it.'} Rollout keys: {', '.join(ROLLOUT_KEYS)}.",
+            ))
+    for key, allowed in (("backend", ROLLOUT_BACKENDS), ("vectorization", VECTORIZATION_MODES)):
+        value = rollout.get(key)
+        if value is not None and value not in allowed:
+            extra = " Ray workers are not built yet." if value == "ray" else ""
+            problems.add(probe.fail(
+                ("rollout", key), f"unknown rollout {key} {value!r}",
+                f"Use one of: {', '.join(allowed)}.{did_you_mean(str(value), allowed)}{extra}",
+            ))
+            rollout[key] = None
     if "env_args" in raw:
         raw["env_args"] = raw["env_args"] or {}
         expect("env_args", isinstance(raw["env_args"], dict), "a mapping", {})
@@ -352,12 +386,6 @@ def _build_profile(
     if "seed" in raw:
         ok = raw["seed"] is None or (_is_int(raw["seed"]) and 0 <= raw["seed"] < 2**63)
         expect("seed", ok, "a non-negative integer below 2**63, or null", 0)
-    if raw.get("vectorization") and raw["vectorization"] not in VECTORIZATION_MODES:
-        problems.add(probe.fail(
-            ("vectorization",),
-            f"unknown vectorization '{raw['vectorization']}'",
-            f"Use one of: {', '.join(VECTORIZATION_MODES)}.{did_you_mean(raw['vectorization'], VECTORIZATION_MODES)}",
-        ))
     if raw.get("device"):
         device_problem = check_device(raw["device"])
         if device_problem is not None:
@@ -367,6 +395,9 @@ def _build_profile(
     wrappers: list[WrapperRef] = []
     with problems.collect():
         wrappers = _parse_wrappers(raw.get("wrappers") or [], probe)
+    callbacks: list[WrapperRef] = []
+    with problems.collect():
+        callbacks = _parse_refs(raw.get("callbacks") or [], probe, "callbacks", "ref")
 
     return Profile(
         profile_id=profile_id,
@@ -376,7 +407,9 @@ def _build_profile(
         wrappers=wrappers,
         num_envs=raw.get("num_envs", 1),
         seed=raw.get("seed", 0),
-        vectorization=raw.get("vectorization", "auto"),
+        vectorization=rollout.get("vectorization") or "auto",
+        backend=rollout.get("backend") or "local",
+        callbacks=callbacks,
         device=raw.get("device", "cpu"),
         config=raw["config"],
         loop=raw.get("loop"),
@@ -431,29 +464,34 @@ def resolve_device(device: str) -> str:
 
 
 def _parse_wrappers(items: Any, probe: Profile) -> list[WrapperRef]:
-    fix = "Write each wrapper as '- WrapperId' or '- {id: WrapperId, args: {...}}'."
+    return _parse_refs(items, probe, "wrappers", "id")
+
+
+def _parse_refs(items: Any, probe: Profile, section: str, id_key: str) -> list[WrapperRef]:
+    """A list of ids or references, each ``- X``, ``- {<id_key>: X, args: {...}}`` or ``- {X: {...}}``."""
+    fix = f"Write each entry as '- Name' or '- {{{id_key}: Name, args: {{...}}}}'."
     if not isinstance(items, list):
-        raise probe.fail(("wrappers",), f"'wrappers' must be a list, got {type(items).__name__}", fix)
+        raise probe.fail((section,), f"'{section}' must be a list, got {type(items).__name__}", fix)
     out = []
     for i, item in enumerate(items):
-        where = ("wrappers", str(i))
+        where = (section, str(i))
         if isinstance(item, str):
             out.append(WrapperRef(item))
-        elif isinstance(item, dict) and "id" in item:
-            extra = set(item) - {"id", "args"}
+        elif isinstance(item, dict) and id_key in item:
+            extra = set(item) - {id_key, "args"}
             if extra:
-                raise probe.fail(where, f"unknown wrapper key(s) {sorted(extra)}", fix)
+                raise probe.fail(where, f"unknown {section} key(s) {sorted(extra)}", fix)
             args = item.get("args") or {}
             if not isinstance(args, dict):
-                raise probe.fail(where, "wrapper 'args' must be a mapping", fix)
-            out.append(WrapperRef(str(item["id"]), args))
+                raise probe.fail(where, f"{section} 'args' must be a mapping", fix)
+            out.append(WrapperRef(str(item[id_key]), args))
         elif isinstance(item, dict) and len(item) == 1:
             (ref, args), = item.items()
             if not isinstance(args, dict | None):
-                raise probe.fail(where, f"arguments of wrapper '{ref}' must be a mapping", fix)
+                raise probe.fail(where, f"arguments of '{ref}' must be a mapping", fix)
             out.append(WrapperRef(str(ref), args or {}))
         else:
-            raise probe.fail(where, f"cannot read wrapper entry {item!r}", fix)
+            raise probe.fail(where, f"cannot read {section} entry {item!r}", fix)
     return out
 
 
@@ -466,7 +504,8 @@ def _example(key: str) -> str:
         "seed": "0",
         "config": "{total_steps: 10000}",
         "loop": "{max_episodes: 100}",
-        "vectorization": "auto",
+        "rollout": "{backend: local, vectorization: auto}",
+        "callbacks": "[my_project.hooks:StopAt]",
         "device": "cpu",
         "description": "'my experiment'",
     }.get(key, "...")
@@ -589,6 +628,12 @@ def build_config(config_class: type, values: Mapping[str, Any], profile: Profile
     problems = Problems()
     kwargs = {}
     for key, value in values.items():
+        if key == "rollout_worker":
+            problems.add(profile.fail(
+                ("config", key), "'config.rollout_worker' moved to the profile's 'rollout' section",
+                f"Write 'rollout: {{backend: {'subprocess' if value == 'subprocess' else 'local'}}}' at the profile's top level.",
+            ))
+            continue
         if key not in hints or key not in fields:
             hint = did_you_mean(str(key), list(fields))
             problems.add(profile.fail(

@@ -85,12 +85,17 @@ def param(
     range: Range | None = None,
     *,
     choices: Sequence[Any] | None = None,
+    code: bool = False,
 ) -> Any:
     """A dataclass field with its help text, range and choices in the field's metadata.
 
-    Mutable defaults (lists, dicts) are copied for each instance.
+    ``code=True`` marks a reference to user code (``pkg.mod:fn`` / ``file.py:fn``, e.g. a
+    custom loss): profile validation imports it, under the run's trust rules, and checks
+    that it is callable. Mutable defaults (lists, dicts) are copied for each instance.
     """
     metadata: dict[str, Any] = {"help": help}
+    if code:
+        metadata["code"] = True
     if range is not None:
         metadata["range"] = range
     if choices is not None:
