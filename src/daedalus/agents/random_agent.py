@@ -63,9 +63,10 @@ def train_random(
             num_steps = min(chunk, -(-(total_steps - steps) // source.batch_size))
             trajectory = source.sample(policies, num_steps)[DEFAULT_GROUP]
             steps += trajectory.num_transitions
-            for episode_return in trajectory.episode_returns.tolist():
-                returns.append(episode_return)
-                context.logger.log(steps, {"charts/episode_return": episode_return})
+            finished = trajectory.episode_returns.tolist()
+            returns.extend(finished)
+            if finished:  # one row per collection, as every algorithm logs (not one per episode)
+                context.logger.log(steps, {"charts/episode_return": float(sum(returns[-20:]) / len(returns[-20:]))})
             context.progress.update(steps=steps, episodes=len(returns), last_return=returns[-1] if returns else None)
     finally:
         source.close()

@@ -101,27 +101,30 @@ class LocalSource:
             self.reset()
         assert self.obs is not None
         rows = self.batch_size
-        obs_buf = next_buf = actions_buf = log_probs = values = None
+        obs_buf = actions_buf = log_probs = values = None
         rewards = np.empty((num_steps, rows), dtype=np.float32)
         terminated = np.empty((num_steps, rows), dtype=bool)
         truncated = np.empty((num_steps, rows), dtype=bool)
         valid = np.empty((num_steps, rows), dtype=bool)
         returns: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
+        finals: list[tuple[int, np.ndarray, np.ndarray]] = []  # (step, ended rows, their final obs)
         state = self._policy_state  # per row; continues across calls, restarts with each episode
         clock = time.perf_counter
+        # Without an observation transform the worker's step is this source's step: call it directly.
+        step = self.worker.step if self.obs_transform is None else self.step
         for t in range(num_steps):
             obs = self.obs
             if obs_buf is None:
                 obs_buf = np.empty((num_steps, *obs.shape), dtype=obs.dtype)
-                next_buf = np.empty_like(obs_buf)
             # Copied before the step: an env may hand out a buffer it overwrites in place.
             obs_buf[t] = obs
             start = clock()
             out = policy.act(obs, state)
             self.inference_time += clock() - start
             state = out.state
-            batch = self.step(out.actions if out.env_actions is None else out.env_actions)
+            batch = step(out.actions if out.env_actions is None else out.env_actions)
+            self.obs = batch.obs
             if actions_buf is None:  # allocate once the shapes and dtypes are known
                 actions = np.asarray(out.actions)
                 actions_buf = np.empty((num_steps, *actions.shape), dtype=actions.dtype)
@@ -129,7 +132,6 @@ class LocalSource:
                     log_probs = np.empty((num_steps, rows), dtype=np.float32)
                 if out.values is not None:
                     values = np.empty((num_steps, rows), dtype=np.float32)
-            assert next_buf is not None and actions_buf is not None
             actions_buf[t] = out.actions
             if log_probs is not None:
                 log_probs[t] = out.log_probs
@@ -139,20 +141,25 @@ class LocalSource:
             terminated[t] = batch.terminated
             truncated[t] = batch.truncated
             valid[t] = batch.valid
-            next_buf[t] = batch.obs
-            ended = batch.terminated | batch.truncated
-            if ended.any():
-                next_buf[t][ended] = batch.final_obs[ended]
+            if len(batch.episode_returns):  # some episode ended at this step
+                ended = np.flatnonzero(batch.terminated | batch.truncated)
+                finals.append((t, ended, batch.final_obs[ended]))
                 returns.append(batch.episode_returns)
                 lengths.append(batch.episode_lengths)
             if isinstance(state, list):
                 # A row's state restarts with its next episode: after the step that ended it, and
                 # (NEXT_STEP autoreset) after the reset step whose action was ignored.
-                for row in np.flatnonzero(ended | ~batch.valid):
+                for row in np.flatnonzero((batch.terminated | batch.truncated) | ~batch.valid):
                     state[row] = None
+        assert obs_buf is not None and actions_buf is not None and self.obs is not None
         self._policy_state = state
+        # next_obs[t] is obs[t + 1], except where an episode ended: there, its real final observation.
+        next_buf = np.empty_like(obs_buf)
+        next_buf[:-1] = obs_buf[1:]
+        next_buf[-1] = self.obs
+        for t, ended, final in finals:
+            next_buf[t, ended] = final
         extras = {name: array for name, array in (("log_probs", log_probs), ("values", values)) if array is not None}
-        assert obs_buf is not None and next_buf is not None and actions_buf is not None and self.obs is not None
         trajectory = Trajectory(
             obs=obs_buf, actions=actions_buf, rewards=rewards, terminated=terminated, truncated=truncated,
             valid=valid, next_obs=next_buf, last_obs=self.obs, extras=extras, group=DEFAULT_GROUP,

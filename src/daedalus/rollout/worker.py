@@ -33,6 +33,12 @@ from daedalus.rollout.contract import StepBatch
 
 __all__ = ["RolloutWorker", "SerialWorker", "StepBatch", "SubprocessWorker"]
 
+#: What a step in which no episode ended reports (read-only, shared).
+_NO_RETURNS = np.zeros(0, dtype=np.float64)
+_NO_LENGTHS = np.zeros(0, dtype=np.int64)
+_NO_RETURNS.flags.writeable = False
+_NO_LENGTHS.flags.writeable = False
+
 
 class RolloutWorker(Protocol):
     """The contract shared by serial, subprocess and Ray rollout workers."""
@@ -78,6 +84,8 @@ class SerialWorker:
         self._resetting = np.zeros(self.batch_size, dtype=bool)
         self._episode_return = np.zeros(self.batch_size, dtype=np.float64)
         self._episode_length = np.zeros(self.batch_size, dtype=np.int64)
+        self._all_valid = np.ones(self.batch_size, dtype=bool)
+        self._all_valid.flags.writeable = False  # shared by every step's batch
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         start = time.perf_counter()
@@ -92,21 +100,26 @@ class SerialWorker:
         start = time.perf_counter()
         obs, rewards, terminated, truncated, info = self.envs.step(actions)
         self.env_time += time.perf_counter() - start
+        # Every line below runs once per vector step for all rows: keep them few and cheap
+        # (the framework's own cost is measured in benchmarks/framework_overhead.py).
         rewards = np.asarray(rewards, dtype=np.float32)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
         ended = terminated | truncated
+        any_ended = bool(ended.any())
 
+        final_obs = obs
         if self._next_step_reset:
             # NEXT_STEP: the returned observation of an ended episode *is* the final one, and the
             # following step is a reset whose action is ignored.
             valid = ~self._resetting
-            self._resetting = ended.copy()
-            final_obs = obs
+            self._resetting = ended
+            any_reset = not valid.all()
         else:
-            valid = np.asarray(info.get("valid", True)) & np.ones(self.batch_size, dtype=bool)
-            final_obs = obs
-            if ended.any() and "final_obs" in info:
+            given_valid = info.get("valid")
+            valid = self._all_valid if given_valid is None else np.asarray(given_valid, dtype=bool)
+            any_reset = given_valid is not None and not valid.all()
+            if any_ended and "final_obs" in info:
                 given = info["final_obs"]
                 if given.dtype != object:
                     final_obs = given  # already a full array (MultiAgentVectorEnv)
@@ -116,10 +129,16 @@ class SerialWorker:
                     for row in np.flatnonzero(info["_final_obs"]):
                         final_obs[row] = given[row]
 
-        self._episode_return += rewards * valid
-        self._episode_length += valid
-        episode_returns = self._episode_return[ended].copy()
-        episode_lengths = self._episode_length[ended].copy()
+        if any_reset:
+            np.add(self._episode_return, rewards, out=self._episode_return, where=valid)
+            self._episode_length += valid
+        else:
+            self._episode_return += rewards
+            self._episode_length += 1
+        if not any_ended:
+            return StepBatch(obs, rewards, terminated, truncated, final_obs, valid, _NO_RETURNS, _NO_LENGTHS)
+        episode_returns = self._episode_return[ended]
+        episode_lengths = self._episode_length[ended]
         self._episode_return[ended] = 0.0
         self._episode_length[ended] = 0
         return StepBatch(obs, rewards, terminated, truncated, final_obs, valid, episode_returns, episode_lengths)
