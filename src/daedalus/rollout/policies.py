@@ -97,13 +97,13 @@ class RandomPolicy(_NoWeights):
         self.rng = np.random.default_rng(seed)
         self._draw: Callable[[int], np.ndarray] | None = None
         if isinstance(action_space, spaces.Discrete):
-            start, n = int(action_space.start), int(action_space.n)
+            first, n = int(action_space.start), int(action_space.n)
             # floor(u * n) is uniform on 0..n-1 and ~2.5x cheaper than Generator.integers for a
             # few rows (Gymnasium's MultiDiscrete.sample draws the same way).
-            self._draw = lambda rows: (self.rng.random(rows) * n).astype(action_space.dtype) + start
+            self._draw = lambda rows: (self.rng.random(rows) * n).astype(action_space.dtype) + first
         elif isinstance(action_space, spaces.MultiDiscrete):
-            nvec, start = action_space.nvec, action_space.start
-            self._draw = lambda rows: (self.rng.integers(0, nvec, size=(rows, *nvec.shape)) + start).astype(action_space.dtype)
+            nvec, offsets = action_space.nvec, action_space.start
+            self._draw = lambda rows: (self.rng.integers(0, nvec, size=(rows, *nvec.shape)) + offsets).astype(action_space.dtype)
         elif isinstance(action_space, spaces.MultiBinary):
             self._draw = lambda rows: self.rng.integers(0, 2, size=(rows, *action_space.shape), dtype=action_space.dtype)
         elif isinstance(action_space, spaces.Box) and action_space.is_bounded("both"):
