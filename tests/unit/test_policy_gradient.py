@@ -9,10 +9,10 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from daedalus.algos.policy_gradient import clip_grad_norm, loss_and_gradients, supports
 from daedalus.algos.ppo import PPOConfig, ppo_loss
 from daedalus.buffers.rollout import RolloutBatch
 from daedalus.nn.networks import ActorCritic
+from daedalus.nn.policy_gradient import clip_grad_norm, loss_and_gradients, supports
 
 
 def _batch(space: spaces.Space, n: int, seed: int) -> RolloutBatch:

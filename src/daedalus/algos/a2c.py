@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from daedalus.algos import policy_gradient
 from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch
+from daedalus.nn import policy_gradient
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam, RMSprop
 from daedalus.params import AT_LEAST_ONE, POSITIVE, UNIT, Range, param

@@ -19,7 +19,6 @@ import torch
 from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
-from daedalus.algos import policy_gradient
 from daedalus.algos.common import (
     TrainingSchedule,
     default_context,
@@ -29,6 +28,7 @@ from daedalus.algos.common import (
 )
 from daedalus.buffers.rollout import RolloutBatch, RolloutStorage
 from daedalus.errors import ProfileError
+from daedalus.nn import policy_gradient
 from daedalus.nn.distributions import to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd

@@ -6,7 +6,7 @@ the actor-critic agent are shared with A2C (:mod:`daedalus.algos.on_policy`); be
 unit-tested pieces: :mod:`daedalus.returns` (GAE), :mod:`daedalus.buffers` (rollout storage),
 :mod:`daedalus.nn` (networks, distributions, observation normalization, Adam),
 :mod:`daedalus.rollout` (the only place envs are stepped) and the closed-form gradient of the
-loss (:mod:`daedalus.algos.policy_gradient`).
+loss (:mod:`daedalus.nn.policy_gradient`).
 
 To add a loss term, wrap :func:`ppo_loss`: it is a plain function of a batch.
 """
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from daedalus.algos import policy_gradient
 from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch, minibatch_indices
+from daedalus.nn import policy_gradient
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam
 from daedalus.params import AT_LEAST_ONE, POSITIVE, param
@@ -133,7 +133,7 @@ def ppo_update(
     """``update_epochs`` passes of minibatch gradient steps; returns averaged metrics."""
     parameters = agent.parameters
     # The built-in loss on an MLP actor-critic has a closed-form gradient that is several
-    # times faster than autograd on a CPU (see algos/policy_gradient.py); a custom loss_fn
+    # times faster than autograd on a CPU (see nn/policy_gradient.py); a custom loss_fn
     # or another network goes through autograd.
     closed_form = loss_fn is ppo_loss and config.closed_form_gradients and policy_gradient.supports(agent.network)
     collected: list[dict[str, torch.Tensor]] = []
