@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from daedalus.algos.ppo import PPOAgent, PPOConfig, ppo_update
+from daedalus.algos.ppo import PPOConfig, make_ppo_agent, ppo_update
 from daedalus.buffers.rollout import RolloutBatch
 
 
@@ -28,7 +28,7 @@ def main() -> None:
                          torch.randn(n), torch.randn(n), torch.randn(n))
     for closed_form in (True, False):
         config = PPOConfig(num_minibatches=1, update_epochs=20, closed_form_gradients=closed_form)
-        agent = PPOAgent(env.observation_space, env.action_space, config, seed=0)
+        agent = make_ppo_agent(env.observation_space, env.action_space, config, seed=0)
         for _ in range(5):
             ppo_update(agent, batch, config, 0.2)
         times = []

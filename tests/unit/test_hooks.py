@@ -165,7 +165,8 @@ def test_a_custom_loss_by_reference_runs_through_autograd(workdir: Path) -> None
 
     write(workdir / "losses.py", LOSSES)
     ppo = daedalus.train(agent_id="ppo", env_id="CartPole-v1", num_envs=4, config={**PPO, "loss": "losses.py:ppo_plus"}, runs_dir=workdir / "runs")
-    module = next(m for name, m in sys.modules.items() if name.startswith("daedalus_user_") and name.endswith("losses"))
+    source = str((workdir / "losses.py").resolve())
+    module = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == source)
     # 4 updates x 4 epochs x 4 minibatches of up to 32 (128 transitions / 4; the native vector env
     # drops its reset steps)
     assert len(module.CALLS) == 4 * 4 * 4 and all(28 <= n <= 32 for n in module.CALLS)
@@ -271,3 +272,48 @@ def test_callbacks_and_losses_are_saved_as_absolute_references(
     ]
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     assert daedalus.load_run(result.path, trust_code=True).checkpoint == "final"
+
+
+OFFPOLICY_LOSSES = """
+from daedalus.algos.sac import sac_actor_loss, sac_critic_loss
+from daedalus.algos.td3 import td3_actor_loss, td3_critic_loss
+
+CALLS = []
+
+def sac_critic(batch, agent, alpha):
+    CALLS.append("sac_critic")
+    return sac_critic_loss(batch, agent, alpha)
+
+def sac_actor(obs, agent, actions, log_probs, alpha):
+    CALLS.append("sac_actor")
+    return sac_actor_loss(obs, agent, actions, log_probs, alpha)
+
+def td3_critic(batch, agent, config):
+    CALLS.append("td3_critic")
+    return td3_critic_loss(batch, agent, config)
+
+def td3_actor(obs, agent):
+    CALLS.append("td3_actor")
+    return td3_actor_loss(obs, agent)
+"""
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_sac_and_td3_take_custom_critic_and_actor_losses(workdir: Path, algo: str) -> None:
+    import sys
+
+    write(workdir / "offpolicy_losses.py", OFFPOLICY_LOSSES)
+    config = {
+        "total_steps": 300, "learning_starts": 200, "batch_size": 32, "buffer_size": 1000, "gradient_steps": 1,
+        "hidden_sizes": [32, 32], "eval_every_steps": 0, "final_eval_episodes": 0,
+        "critic_loss": f"offpolicy_losses.py:{algo}_critic", "actor_loss": f"offpolicy_losses.py:{algo}_actor",
+    }
+    result = daedalus.train(agent_id=algo, env_id="Pendulum-v1", config=config, runs_dir=workdir / "runs")
+    assert result.status == "completed"
+    source = str((workdir / "offpolicy_losses.py").resolve())
+    module = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == source)
+    critic_calls = module.CALLS.count(f"{algo}_critic")
+    assert critic_calls == 100  # one gradient step per env step past learning_starts
+    # SAC steps the actor with every critic step; TD3 every policy_delay (2) steps.
+    assert module.CALLS.count(f"{algo}_actor") == (100 if algo == "sac" else 50)
+    module.CALLS.clear()

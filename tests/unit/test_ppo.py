@@ -11,7 +11,6 @@ import torch
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.ppo import (
     AGENT_SPEC,
-    PPOAgent,
     PPOConfig,
     make_ppo_agent,
     ppo_loss,
@@ -162,7 +161,7 @@ def test_config_fields_documented_and_validated():
     with pytest.raises(ValueError, match="activation: 'activation' must be one of"):
         PPOConfig(activation="sigmoidish")
     assert AGENT_SPEC.agent_id == "ppo" and AGENT_SPEC.config_class is PPOConfig
-    assert issubclass(PPOAgent, TensorAgent)
+    assert isinstance(make_ppo_agent(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)), TensorAgent)
 
 
 def test_short_training_logs_evaluates_and_checkpoints():

@@ -1,26 +1,33 @@
-"""The agent contract.
+"""The agent contract, as Protocols.
 
 An :class:`Agent` maps observations to actions and turns itself into bytes and back
 (Crete's contract). Built-in agents are :class:`TensorAgent` s: their state is a dict of
 tensors plus a JSON-able dict, stored as safetensors + JSON so that nothing is ever
 unpickled.
+
+Both are ``typing.Protocol`` classes with default method bodies: an agent may subclass one
+(and inherit the defaults: ``super().__init__(name)`` works) or simply have the methods.
+Concrete agents sit one level below a Protocol, never deeper (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from daedalus.types import ExtraState
 
 
-class Agent:
-    """Base class of every agent run by Daedalus.
+class Agent(Protocol):
+    """What every agent run by Daedalus has (subclass it for the defaults below).
 
     Subclasses implement :meth:`get_action`, and :meth:`save` / :meth:`load` to be
     checkpointed. ``save`` may use any format (pickle included): Daedalus stores the
     bytes as given and hands them back to the same agent class's ``load``.
     """
+
+    #: A short name for logs (the constructor's default sets it).
+    name: str
 
     def __init__(self, name: str = "agent") -> None:
         self.name = name
@@ -41,7 +48,8 @@ class Agent:
 STATE_KEY = "daedalus_state"
 
 
-class TensorAgent(Agent):
+@runtime_checkable
+class TensorAgent(Agent, Protocol):
     """An agent whose state is named tensors plus JSON: checkpointed as safetensors + ``state.json``.
 
     Subclasses implement :meth:`state_tensors`, :meth:`state_json` and :meth:`load_state`;

@@ -30,7 +30,7 @@ from daedalus.params import AT_LEAST_ONE, POSITIVE, UNIT, Range, param
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
-__all__ = ["AGENT_SPEC", "A2CAgent", "A2CConfig", "a2c_loss", "a2c_update", "make_a2c_agent", "train_a2c"]
+__all__ = ["AGENT_SPEC", "A2CConfig", "a2c_loss", "a2c_optimizer", "a2c_update", "make_a2c_agent", "train_a2c"]
 
 
 # --------------------------------------------------------------------------- config
@@ -57,17 +57,11 @@ class A2CConfig(OnPolicyConfig):
 # --------------------------------------------------------------------------- agent
 
 
-class A2CAgent(ActorCriticAgent):
-    """The A2C actor-critic: RMSprop (or Adam) on the network."""
-
-    algo = "a2c"
-    config: A2CConfig
-
-    def make_optimizer(self, parameters: list[torch.Tensor]) -> RMSprop | Adam:
-        config = self.config
-        if config.use_rms_prop:
-            return RMSprop(parameters, lr=config.learning_rate, alpha=config.rms_prop_alpha, eps=config.rms_prop_eps)
-        return Adam(parameters, lr=config.learning_rate, eps=config.rms_prop_eps)
+def a2c_optimizer(parameters: list[torch.Tensor], config: A2CConfig) -> RMSprop | Adam:
+    """A2C's optimizer: RMSprop (SB3's and the paper's), or Adam with ``use_rms_prop: false``."""
+    if config.use_rms_prop:
+        return RMSprop(parameters, lr=config.learning_rate, alpha=config.rms_prop_alpha, eps=config.rms_prop_eps)
+    return Adam(parameters, lr=config.learning_rate, eps=config.rms_prop_eps)
 
 
 def make_a2c_agent(
@@ -76,9 +70,12 @@ def make_a2c_agent(
     config: A2CConfig | None = None,
     device: str = "cpu",
     seed: int | None = None,
-) -> A2CAgent:
+) -> ActorCriticAgent:
     """The registered agent factory (arguments are picked by name by the registry)."""
-    return A2CAgent(observation_space, action_space, config or A2CConfig(), device=device, seed=seed)
+    return ActorCriticAgent(
+        observation_space, action_space, config or A2CConfig(), device=device, seed=seed,
+        algo="a2c", make_optimizer=a2c_optimizer,
+    )
 
 
 # --------------------------------------------------------------------------- loss
@@ -103,7 +100,7 @@ def a2c_loss(batch: RolloutBatch, network: ActorCritic, config: A2CConfig) -> tu
 
 
 def a2c_update(
-    agent: A2CAgent,
+    agent: ActorCriticAgent,
     batch: RolloutBatch,
     config: A2CConfig,
     loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] = a2c_loss,
@@ -134,12 +131,12 @@ def a2c_update(
 
 def train_a2c(
     env_factory: Callable[[int | None], Any],
-    agent: A2CAgent,
+    agent: ActorCriticAgent,
     config: A2CConfig,
     artifacts: dict[str, Any],
     save_callback: Callable[..., None] | None = None,
     context: TrainContext | None = None,
-) -> A2CAgent:
+) -> ActorCriticAgent:
     """Train ``agent`` with A2C until ``config.total_steps`` (see :func:`train_on_policy`).
 
     ``config.loss`` names a custom loss (called like :func:`a2c_loss`, run through autograd).

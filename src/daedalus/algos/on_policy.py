@@ -86,7 +86,8 @@ class OnPolicyConfig:
 class ActorCriticAgent(TensorAgent):
     """Actor-critic policy, its optimizer, observation statistics, counters and RNG.
 
-    Subclasses choose the optimizer (:meth:`make_optimizer`); the rest is shared by PPO and A2C.
+    The algorithm names itself (``algo``) and chooses the optimizer (``make_optimizer(parameters,
+    config)``): PPO and A2C are this class with their own optimizer, not subclasses of it.
 
     Everything needed to continue training or to act identically after a reload is in
     :meth:`state_tensors` / :meth:`state_json`.
@@ -99,8 +100,13 @@ class ActorCriticAgent(TensorAgent):
         config: OnPolicyConfig,
         device: str = "cpu",
         seed: int | None = None,
+        *,
+        algo: str = "actor-critic",
+        make_optimizer: Callable[[list[torch.Tensor], Any], Any] | None = None,
     ) -> None:
-        super().__init__(name=self.algo)
+        #: Name stored in checkpoints and shown in logs.
+        self.algo = algo
+        super().__init__(name=algo)
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
@@ -120,20 +126,14 @@ class ActorCriticAgent(TensorAgent):
         self.rng = np.random.default_rng(seed)  # action sampling while collecting (numpy acting)
         #: The network's parameters, listed once (nn.Module.parameters() walks the module tree).
         self.parameters: list[torch.Tensor] = list(self.network.parameters())
-        self.optimizer = self.make_optimizer(self.parameters)
+        # The optimizer must have param_groups, step and state_dict (daedalus.nn.optim's do).
+        self.optimizer = (make_optimizer or _default_optimizer)(self.parameters, config)
         self.obs_rms = RunningMeanStd(self.obs_shape, clip=config.obs_clip) if config.normalize_obs else None
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.randint(2**31, ()).item()))
         self.global_step = 0
         self.num_updates = 0
         self.num_episodes = 0
-
-    #: Name stored in checkpoints and shown in logs.
-    algo = "actor-critic"
-
-    def make_optimizer(self, parameters: list[torch.Tensor]) -> Any:
-        """The optimizer of ``parameters`` (it must have ``param_groups``, ``step``, ``state_dict``)."""
-        raise NotImplementedError
 
     # ---- acting
     def preprocess(self, obs: np.ndarray, update_stats: bool = False) -> np.ndarray:
@@ -263,6 +263,12 @@ class ActorCriticAgent(TensorAgent):
         self.global_step = int(counters.get("global_step", 0))
         self.num_updates = int(counters.get("num_updates", 0))
         self.num_episodes = int(counters.get("num_episodes", 0))
+
+
+def _default_optimizer(parameters: list[torch.Tensor], config: Any) -> Any:
+    from daedalus.nn.optim import Adam
+
+    return Adam(parameters, lr=config.learning_rate)
 
 
 # --------------------------------------------------------------------------- collection policy

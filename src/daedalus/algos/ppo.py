@@ -30,7 +30,7 @@ from daedalus.params import AT_LEAST_ONE, POSITIVE, param
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
-__all__ = ["AGENT_SPEC", "PPOAgent", "PPOConfig", "make_ppo_agent", "ppo_loss", "ppo_update", "train_ppo"]
+__all__ = ["AGENT_SPEC", "PPOConfig", "make_ppo_agent", "ppo_loss", "ppo_optimizer", "ppo_update", "train_ppo"]
 
 
 # --------------------------------------------------------------------------- config
@@ -56,15 +56,9 @@ class PPOConfig(OnPolicyConfig):
 # --------------------------------------------------------------------------- agent
 
 
-class PPOAgent(ActorCriticAgent):
-    """The PPO actor-critic: Adam on the network (see :class:`ActorCriticAgent`)."""
-
-    algo = "ppo"
-    config: PPOConfig
-
-    def make_optimizer(self, parameters: list[torch.Tensor]) -> Adam:
-        # One fused kernel per step, and no torch.optim import cost (see nn/optim.py).
-        return Adam(parameters, lr=self.config.learning_rate, eps=self.config.adam_eps)
+def ppo_optimizer(parameters: list[torch.Tensor], config: PPOConfig) -> Adam:
+    """PPO's optimizer: Adam on the actor-critic (one fused kernel per step, no torch.optim import cost)."""
+    return Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
 
 
 def make_ppo_agent(
@@ -73,9 +67,12 @@ def make_ppo_agent(
     config: PPOConfig | None = None,
     device: str = "cpu",
     seed: int | None = None,
-) -> PPOAgent:
+) -> ActorCriticAgent:
     """The registered agent factory (arguments are picked by name by the registry)."""
-    return PPOAgent(observation_space, action_space, config or PPOConfig(), device=device, seed=seed)
+    return ActorCriticAgent(
+        observation_space, action_space, config or PPOConfig(), device=device, seed=seed,
+        algo="ppo", make_optimizer=ppo_optimizer,
+    )
 
 
 # --------------------------------------------------------------------------- loss
@@ -124,7 +121,7 @@ def ppo_loss(
 
 
 def ppo_update(
-    agent: PPOAgent,
+    agent: ActorCriticAgent,
     batch: RolloutBatch,
     config: PPOConfig,
     clip_coef: float,
@@ -194,12 +191,12 @@ def ppo_update(
 
 def train_ppo(
     env_factory: Callable[[int | None], Any],
-    agent: PPOAgent,
+    agent: ActorCriticAgent,
     config: PPOConfig,
     artifacts: dict[str, Any],
     save_callback: Callable[..., None] | None = None,
     context: TrainContext | None = None,
-) -> PPOAgent:
+) -> ActorCriticAgent:
     """Train ``agent`` with PPO until ``config.total_steps`` (continues from ``agent.global_step``).
 
     ``context`` (from the run machinery) provides the vector-env settings, the metric logger,

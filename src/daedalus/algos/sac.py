@@ -22,6 +22,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
+    custom_loss,
     load_optimizer,
     optimizer_tensors,
     train_replay,
@@ -77,6 +79,8 @@ class SACConfig:
     target_entropy: float | None = param(None, "Entropy target of the temperature loss; null: -(action dimensions).")
     hidden_sizes: list[int] = param([256, 256], "Hidden layer sizes of the actor and of each critic.", AT_LEAST_ONE)
     activation: str = param("relu", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    critic_loss: str | None = param(None, "A custom critic loss by reference (pkg.mod:fn or file.py:fn), called like sac_critic_loss(batch, agent, alpha): (loss, metrics). The update then runs through autograd.", code=True)
+    actor_loss: str | None = param(None, "A custom actor loss by reference, called like sac_actor_loss(obs, agent, actions, log_probs, alpha): (loss, metrics). The update then runs through autograd.", code=True)
     closed_form_gradients: bool = param(True, "Compute the gradients of the three losses in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
     save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
     eval_every_steps: int = param(5_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
@@ -315,7 +319,13 @@ def sac_closed_form_step(agent: SACAgent, batch: ReplaySample, config: SACConfig
     return metrics
 
 
-def sac_autograd_step(agent: SACAgent, batch: ReplaySample, config: SACConfig) -> dict[str, torch.Tensor]:
+def sac_autograd_step(
+    agent: SACAgent,
+    batch: ReplaySample,
+    config: SACConfig,
+    critic_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+    actor_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
     """One SAC gradient step with autograd on :func:`sac_alpha_loss`, :func:`sac_critic_loss` and
     :func:`sac_actor_loss`: the reference :func:`sac_closed_form_step` is tested against, and the
     path for activations the closed form does not cover."""
@@ -332,19 +342,25 @@ def sac_autograd_step(agent: SACAgent, batch: ReplaySample, config: SACConfig) -
         agent.alpha_optimizer.step()
         metrics["loss/alpha"] = alpha_loss.detach()
 
-    critic_loss, critic_metrics = sac_critic_loss(batch, agent, alpha)
+    critic_loss, critic_metrics = (critic_loss_fn or sac_critic_loss)(batch, agent, alpha)
     agent.critic_optimizer.zero_grad()
     critic_loss.backward()
     agent.critic_optimizer.step()
 
-    actor_loss, actor_metrics = sac_actor_loss(batch.obs, agent, actions, log_probs, alpha)
+    actor_loss, actor_metrics = (actor_loss_fn or sac_actor_loss)(batch.obs, agent, actions, log_probs, alpha)
     agent.actor_optimizer.zero_grad()
     actor_loss.backward()
     agent.actor_optimizer.step()
     return {**metrics, **critic_metrics, **actor_metrics}
 
 
-def sac_update(agent: SACAgent, buffer: ReplayBuffer, config: SACConfig) -> dict[str, torch.Tensor]:
+def sac_update(
+    agent: SACAgent,
+    buffer: ReplayBuffer,
+    config: SACConfig,
+    critic_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+    actor_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
     """``gradient_steps`` SAC gradient steps (temperature → critics → actor → targets); metrics of the last one.
 
     Each step is :func:`sac_closed_form_step` with ``closed_form_gradients`` and relu/tanh networks,
@@ -352,8 +368,9 @@ def sac_update(agent: SACAgent, buffer: ReplayBuffer, config: SACConfig) -> dict
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
-    closed_form = config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
-    step = sac_closed_form_step if closed_form else sac_autograd_step
+    custom = critic_loss_fn is not None or actor_loss_fn is not None
+    closed_form = not custom and config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
+    step = sac_closed_form_step if closed_form else partial(sac_autograd_step, critic_loss_fn=critic_loss_fn, actor_loss_fn=actor_loss_fn)
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
         metrics = step(agent, samples.slice(index * size, (index + 1) * size), config)
@@ -381,7 +398,12 @@ def train_sac(
     TD3: :func:`daedalus.algos.common.train_replay`. Writes
     ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
     """
-    train_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", sac_update, action_to_env=agent.to_env)
+    update = partial(
+        sac_update,
+        critic_loss_fn=custom_loss(context, config.critic_loss, sac_critic_loss) if config.critic_loss else None,
+        actor_loss_fn=custom_loss(context, config.actor_loss, sac_actor_loss) if config.actor_loss else None,
+    )
+    train_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", update, action_to_env=agent.to_env)
     return agent
 
 

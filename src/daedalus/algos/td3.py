@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import (
+    custom_loss,
     load_optimizer,
     optimizer_tensors,
     train_replay,
@@ -75,6 +77,8 @@ class TD3Config:
     gradient_steps: int = param(1, "Gradient steps per update.", AT_LEAST_ONE)
     hidden_sizes: list[int] = param([400, 300], "Hidden layer sizes of the actor and of each critic.", AT_LEAST_ONE)
     activation: str = param("relu", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    critic_loss: str | None = param(None, "A custom critic loss by reference (pkg.mod:fn or file.py:fn), called like td3_critic_loss(batch, agent, config): (loss, metrics). The update then runs through autograd.", code=True)
+    actor_loss: str | None = param(None, "A custom actor loss by reference, called like td3_actor_loss(obs, agent): (loss, metrics). The update then runs through autograd.", code=True)
     closed_form_gradients: bool = param(True, "Compute the critic and actor gradients in closed form instead of with autograd (same numbers to float precision, ~2x faster gradient steps on a CPU; relu and tanh networks, autograd otherwise).")
     save_buffer: bool = param(False, "Store the replay buffer in checkpoints (exact resume of the data too; large).")
     eval_every_steps: int = param(5_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
@@ -296,25 +300,40 @@ def td3_closed_form_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, 
     return {"loss/actor": -q_first.mean()}
 
 
-def td3_autograd_critic_step(agent: TD3Agent, batch: ReplaySample, config: TD3Config) -> dict[str, torch.Tensor]:
-    """The critic step with autograd on :func:`td3_critic_loss` (the closed form's reference)."""
-    critic_loss, metrics = td3_critic_loss(batch, agent, config)
+def td3_autograd_critic_step(
+    agent: TD3Agent,
+    batch: ReplaySample,
+    config: TD3Config,
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The critic step with autograd on :func:`td3_critic_loss` (the closed form's reference) or ``loss_fn``."""
+    critic_loss, metrics = (loss_fn or td3_critic_loss)(batch, agent, config)
     agent.critic_optimizer.zero_grad()
     critic_loss.backward()
     agent.critic_optimizer.step()
     return metrics
 
 
-def td3_autograd_actor_step(agent: TD3Agent, obs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The actor step with autograd on :func:`td3_actor_loss` (the closed form's reference)."""
-    actor_loss, metrics = td3_actor_loss(obs, agent)
+def td3_autograd_actor_step(
+    agent: TD3Agent,
+    obs: torch.Tensor,
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The actor step with autograd on :func:`td3_actor_loss` (the closed form's reference) or ``loss_fn``."""
+    actor_loss, metrics = (loss_fn or td3_actor_loss)(obs, agent)
     agent.actor_optimizer.zero_grad()
     actor_loss.backward()
     agent.actor_optimizer.step()
     return metrics
 
 
-def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict[str, torch.Tensor]:
+def td3_update(
+    agent: TD3Agent,
+    buffer: ReplayBuffer,
+    config: TD3Config,
+    critic_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+    actor_loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+) -> dict[str, torch.Tensor]:
     """``gradient_steps`` critic steps; every ``policy_delay``-th one also steps the actor and both targets.
 
     With ``closed_form_gradients`` (and relu/tanh networks) the steps are
@@ -323,9 +342,10 @@ def td3_update(agent: TD3Agent, buffer: ReplayBuffer, config: TD3Config) -> dict
     """
     size = config.batch_size
     samples = buffer.sample(config.gradient_steps * size, config.n_steps, config.gamma).to_torch(agent.device)
-    closed_form = config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
-    critic_step = td3_closed_form_critic_step if closed_form else td3_autograd_critic_step
-    actor_step = td3_closed_form_actor_step if closed_form else td3_autograd_actor_step
+    custom = critic_loss_fn is not None or actor_loss_fn is not None
+    closed_form = not custom and config.closed_form_gradients and agent.actor.closed_form and agent.critic.closed_form
+    critic_step = td3_closed_form_critic_step if closed_form else partial(td3_autograd_critic_step, loss_fn=critic_loss_fn)
+    actor_step = td3_closed_form_actor_step if closed_form else partial(td3_autograd_actor_step, loss_fn=actor_loss_fn)
     metrics: dict[str, torch.Tensor] = {}
     for index in range(config.gradient_steps):
         batch = samples.slice(index * size, (index + 1) * size)
@@ -356,7 +376,12 @@ def train_td3(
     SAC: :func:`daedalus.algos.common.train_replay`. Writes
     ``artifacts["evaluations"]`` and ``artifacts["time_split"]``.
     """
-    train_replay(env_factory, agent, config, artifacts, save_callback, context, "td3", td3_update, action_to_env=agent.to_env)
+    update = partial(
+        td3_update,
+        critic_loss_fn=custom_loss(context, config.critic_loss, td3_critic_loss) if config.critic_loss else None,
+        actor_loss_fn=custom_loss(context, config.actor_loss, td3_actor_loss) if config.actor_loss else None,
+    )
+    train_replay(env_factory, agent, config, artifacts, save_callback, context, "td3", update, action_to_env=agent.to_env)
     return agent
 
 
