@@ -82,6 +82,7 @@ class SerialWorker:
         self.env_time = 0.0
         self._next_step_reset = autoreset_mode(envs) == AutoresetMode.NEXT_STEP
         self._resetting = np.zeros(self.batch_size, dtype=bool)
+        self._any_resetting = False  # whether any row of _resetting is set (saves a reduction per step)
         self._episode_return = np.zeros(self.batch_size, dtype=np.float64)
         self._episode_length = np.zeros(self.batch_size, dtype=np.int64)
         self._all_valid = np.ones(self.batch_size, dtype=bool)
@@ -92,6 +93,7 @@ class SerialWorker:
         obs, _ = self.envs.reset(seed=seed)
         self.env_time += time.perf_counter() - start
         self._resetting[:] = False
+        self._any_resetting = False
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
         return obs
@@ -114,7 +116,7 @@ class SerialWorker:
             # following step is a reset whose action is ignored.
             valid = ~self._resetting
             self._resetting = ended
-            any_reset = not valid.all()
+            any_reset, self._any_resetting = self._any_resetting, any_ended
         else:
             given_valid = info.get("valid")
             valid = self._all_valid if given_valid is None else np.asarray(given_valid, dtype=bool)
