@@ -9,7 +9,8 @@ Each CLI command is one call into this package. Its modules, by job:
 * :mod:`~daedalus.api.batch`: :func:`batch`, in this process or in worker processes;
 * :mod:`~daedalus.api.runs`: saved runs (:func:`load_run`, :func:`runs_table`, :func:`show_run`,
   :func:`evaluate_run`, :func:`replay`), :func:`evaluate_profile`, :func:`describe_agent`;
-* :mod:`~daedalus.api.project`: the project's modules (``.daedalus.yaml``) and the listings.
+* :mod:`~daedalus.api.project`: the project's modules (``.daedalus.yaml``) and the listings;
+* :mod:`~daedalus.api.compare`: ``runs compare`` (:func:`compare_runs`, :func:`format_comparison`).
 
 Batches and runs build on a session, a session on a resolved profile (an import-linter
 contract in pyproject.toml keeps it so).
@@ -18,6 +19,7 @@ contract in pyproject.toml keeps it so).
 from __future__ import annotations
 
 from daedalus.api.batch import BatchResult, batch
+from daedalus.api.compare import CompareRow, compare_runs, format_comparison
 from daedalus.api.project import (
     add_module,
     list_agents,
@@ -61,6 +63,9 @@ from daedalus.api.session import (
 )
 
 __all__ = [
+    "CompareRow",
+    "compare_runs",
+    "format_comparison",
     "DEFAULT_RUNS_DIR",
     "BatchResult",
     "LoadedRun",

@@ -205,6 +205,23 @@ def runs_list(
     )
 
 
+@runs_app.command("compare")
+def runs_compare(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run folders, ids or unique prefixes (or use --profile / --batch).", metavar="RUN")] = None,
+    profile: Annotated[str | None, typer.Option(help="Every run of this profile id.")] = None,
+    batch_id: Annotated[str | None, typer.Option("--batch", help="Every run of this batch id.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Also report the training time to the first evaluation >= this return.")] = None,
+    by: Annotated[str, typer.Option(help="run.json key to group runs by (e.g. agent_id, env_id).")] = "profile_id",
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Compare runs: one row per profile (or --by key), mean ± std over its runs (seeds)."""
+    rows, corrupt = api.compare_runs(runs or (), profile=profile, batch=batch_id, runs_dir=runs_dir, threshold=threshold, by=by)
+    print(api.format_comparison(rows, fmt, threshold))
+    if corrupt:
+        print(f"({corrupt} corrupt run(s) left out; 'daedalus runs show RUN' says what is wrong)", file=sys.stderr)
+
+
 @runs_app.command("show")
 def runs_show(
     run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
