@@ -80,3 +80,35 @@ def test_nothing_selected_is_a_clear_error(tmp_path: Path) -> None:
         api.compare_runs(runs_dir=tmp_path)
     with pytest.raises(DaedalusError, match="no runs match"):
         api.compare_runs(profile="nope", runs_dir=tmp_path)
+
+
+def test_plot_draws_one_mean_curve_with_a_band_per_profile(runs: Path, tmp_path: Path) -> None:
+    import matplotlib.image
+
+    rows = [row for profile in ("small", "large") for row in api.compare_runs(profile=profile, runs_dir=runs)[0]]
+    figure = api.plot_comparison(rows, tmp_path / "curves.png")
+    (axes,) = figure.axes
+    labels = [line.get_label() for line in axes.get_lines()]
+    assert labels == ["small (2 runs)", "large (2 runs)"]
+    # Each mean curve is the average of its runs' evaluations at the shared steps (512, 1024).
+    small_runs = [json.loads((Path(p) / "artifacts.json").read_text())["evaluations"] for p in rows[0].run_paths]
+    expected = [statistics.fmean(run[i]["mean_return"] for run in small_runs) for i in range(2)]
+    assert list(axes.get_lines()[0].get_xdata()) == [512.0, 1024.0]
+    assert list(axes.get_lines()[0].get_ydata()) == pytest.approx(expected)
+    assert len(axes.collections) == 2  # the std bands
+    image = matplotlib.image.imread(tmp_path / "curves.png")
+    assert image.shape[:2] == (500, 800) and image[..., :3].std() > 0.05  # not blank
+
+
+def test_cli_plot_and_a_clear_error_without_evaluations(runs: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daedalus", "runs", "compare", "--profile", "small", "--runs-dir", str(runs),
+         "--plot", str(tmp_path / "c.png"), "--x", "time", "--smooth", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    rows, _ = api.compare_runs(profile="small", runs_dir=runs)
+    rows[0].run_paths = [str(tmp_path)]  # a folder without evaluations
+    with pytest.raises(DaedalusError, match="none of these runs has periodic evaluations"):
+        api.plot_comparison(rows, tmp_path / "none.png")

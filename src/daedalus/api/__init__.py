@@ -19,7 +19,7 @@ contract in pyproject.toml keeps it so).
 from __future__ import annotations
 
 from daedalus.api.batch import BatchResult, batch
-from daedalus.api.compare import CompareRow, compare_runs, format_comparison
+from daedalus.api.compare import CompareRow, compare_runs, format_comparison, plot_comparison
 from daedalus.api.project import (
     add_module,
     list_agents,
@@ -66,6 +66,7 @@ __all__ = [
     "CompareRow",
     "compare_runs",
     "format_comparison",
+    "plot_comparison",
     "DEFAULT_RUNS_DIR",
     "BatchResult",
     "LoadedRun",

@@ -20,7 +20,7 @@ from daedalus.errors import DaedalusError
 from daedalus.runs.io import read_json
 from daedalus.runs.store import list_runs, resolve_run
 
-__all__ = ["CompareRow", "compare_runs", "format_comparison"]
+__all__ = ["CompareRow", "compare_runs", "format_comparison", "plot_comparison"]
 
 
 @dataclass
@@ -41,6 +41,8 @@ class CompareRow:
     #: How many runs of the group reached the threshold.
     reached: int = 0
     run_ids: list[str] = field(default_factory=list)
+    #: The run folders, in the order of ``run_ids``.
+    run_paths: list[str] = field(default_factory=list)
 
 
 def compare_runs(
@@ -108,6 +110,7 @@ def _row(group: str, members: list[dict[str, Any]], threshold: float | None) -> 
         time_to_threshold_s=_mean(times),
         reached=len(times),
         run_ids=[str(m.get("run_id")) for m in members],
+        run_paths=[str(m["_folder"]) for m in members],
     )
 
 
@@ -169,3 +172,88 @@ def _pm(mean: float | None, std: float | None) -> str:
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def plot_comparison(
+    rows: list[CompareRow],
+    path: str | Path,
+    x: str = "steps",
+    smooth: int = 1,
+) -> Any:
+    """Learning curves of each group to ``path`` (PNG): the mean of its runs with a ±1 std band.
+
+    Each run's curve is its periodic evaluations (``artifacts.json`` ``evaluations``: mean
+    return against ``step`` or, with ``x="time"``, training seconds). Runs of a group are
+    interpolated onto the union of their x values, each only inside its own range, and
+    averaged over the runs that cover a point; ``smooth`` > 1 takes a trailing moving average
+    over that many points. Returns the matplotlib Figure (saved with the Agg backend).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from daedalus.errors import MissingDependencyError
+
+        raise MissingDependencyError("matplotlib", "plot", "Plotting learning curves") from None
+    import numpy as np
+
+    if x not in ("steps", "time"):
+        raise DaedalusError(f"runs compare: --x must be 'steps' or 'time', got {x!r}.")
+    key = "step" if x == "steps" else "train_seconds"
+    figure, axes = plt.subplots(figsize=(8, 5))
+    drawn = 0
+    for row in rows:
+        curves = []
+        for folder in row.run_paths:
+            evaluations = _artifacts(Path(folder)).get("evaluations") or []
+            points = [(float(e[key]), float(e["mean_return"])) for e in evaluations if isinstance(e, dict) and _number(e.get(key)) and _number(e.get("mean_return"))]
+            if points:
+                curves.append(np.array(sorted(points)))
+        if not curves:
+            continue
+        grid = np.unique(np.concatenate([c[:, 0] for c in curves]))
+        values = []
+        for c in curves:
+            # Interpolate inside a run's own range only; outside it the run has no value (NaN).
+            v = np.interp(grid, c[:, 0], c[:, 1])
+            v[(grid < c[0, 0]) | (grid > c[-1, 0])] = np.nan
+            if smooth > 1:
+                v = _trailing_mean(v, smooth)
+            values.append(v)
+        stacked = np.stack(values)
+        mean, std = np.nanmean(stacked, axis=0), np.nanstd(stacked, axis=0)
+        (line,) = axes.plot(grid, mean, label=f"{row.group} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
+        axes.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        drawn += 1
+    if drawn == 0:
+        plt.close(figure)
+        raise DaedalusError("runs compare --plot: none of these runs has periodic evaluations to draw (eval_every_steps: 0?).")
+    axes.set_xlabel("environment steps" if x == "steps" else "training seconds")
+    axes.set_ylabel("evaluation mean return")
+    axes.set_title("mean ± std over runs")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+    return figure
+
+
+def _trailing_mean(values: Any, window: int) -> Any:
+    """Mean of the last ``window`` non-NaN points at each position (NaN stays NaN)."""
+    import numpy as np
+
+    out = np.full_like(values, np.nan)
+    for i in range(len(values)):
+        if np.isnan(values[i]):
+            continue
+        recent = values[max(0, i - window + 1): i + 1]
+        out[i] = np.nanmean(recent)
+    return out

@@ -213,11 +213,17 @@ def runs_compare(
     threshold: Annotated[float | None, typer.Option(help="Also report the training time to the first evaluation >= this return.")] = None,
     by: Annotated[str, typer.Option(help="run.json key to group runs by (e.g. agent_id, env_id).")] = "profile_id",
     fmt: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
+    plot: Annotated[Path | None, typer.Option(help="Also draw learning curves (mean ± std per group) to this PNG (needs daedalus[plot]).")] = None,
+    x: Annotated[str, typer.Option(help="x axis of --plot: steps or time (training seconds).")] = "steps",
+    smooth: Annotated[int, typer.Option(min=1, help="Moving-average window of --plot, in evaluation points.")] = 1,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
 ) -> None:
     """Compare runs: one row per profile (or --by key), mean ± std over its runs (seeds)."""
     rows, corrupt = api.compare_runs(runs or (), profile=profile, batch=batch_id, runs_dir=runs_dir, threshold=threshold, by=by)
     print(api.format_comparison(rows, fmt, threshold))
+    if plot is not None:
+        api.plot_comparison(rows, plot, x=x, smooth=smooth)
+        print(f"curves: {plot}", file=sys.stderr)
     if corrupt:
         print(f"({corrupt} corrupt run(s) left out; 'daedalus runs show RUN' says what is wrong)", file=sys.stderr)
 
