@@ -1,4 +1,8 @@
-"""Off-policy collection: step a rollout worker with a policy and fill a replay buffer.
+"""Off-policy collection: step a rollout source (or a bare worker) with a policy and fill a replay buffer.
+
+The replay loops interleave one env step of every row with learning, so they drive a
+:class:`~daedalus.rollout.source.LocalSource` at its step level (``reset``/``step``): ``worker``
+below is anything with that interface, a source or a worker.
 
 :class:`Collector` is the glue every replay-based agent needs (built-in DQN / SAC / TD3 and custom
 agents alike): it keeps the current observation of every row, calls the policy **once per step
