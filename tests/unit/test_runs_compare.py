@@ -112,3 +112,19 @@ def test_cli_plot_and_a_clear_error_without_evaluations(runs: Path, tmp_path: Pa
     rows[0].run_paths = [str(tmp_path)]  # a folder without evaluations
     with pytest.raises(DaedalusError, match="none of these runs has periodic evaluations"):
         api.plot_comparison(rows, tmp_path / "none.png")
+
+
+def test_plot_run_draws_every_logged_curve_into_plots(runs: Path) -> None:
+    import matplotlib.image
+
+    run = sorted(runs.glob("small-*"))[0]
+    path, keys = api.plot_run(run)
+    assert path == run / "plots" / "curves.png"
+    with open(run / "metrics.csv", newline="") as handle:
+        columns = next(csv.reader(handle))
+    assert keys[:2] == ["charts/episode_return", "eval/mean_return"]
+    assert set(keys) == {k for k in columns if k.startswith("loss/")} | {"charts/episode_return", "eval/mean_return", "charts/steps_per_second"}
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 500 and image[..., :3].std() > 0.05
+    result = subprocess.run([sys.executable, "-m", "daedalus", "plot", str(run), "-o", str(run / "x.png"), "--smooth", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and (run / "x.png").is_file() and f"{len(keys)} curves" in result.stdout

@@ -19,7 +19,13 @@ contract in pyproject.toml keeps it so).
 from __future__ import annotations
 
 from daedalus.api.batch import BatchResult, batch
-from daedalus.api.compare import CompareRow, compare_runs, format_comparison, plot_comparison
+from daedalus.api.compare import (
+    CompareRow,
+    compare_runs,
+    format_comparison,
+    plot_comparison,
+    plot_run,
+)
 from daedalus.api.project import (
     add_module,
     list_agents,
@@ -67,6 +73,7 @@ __all__ = [
     "compare_runs",
     "format_comparison",
     "plot_comparison",
+    "plot_run",
     "DEFAULT_RUNS_DIR",
     "BatchResult",
     "LoadedRun",

@@ -20,7 +20,7 @@ from daedalus.errors import DaedalusError
 from daedalus.runs.io import read_json
 from daedalus.runs.store import list_runs, resolve_run
 
-__all__ = ["CompareRow", "compare_runs", "format_comparison", "plot_comparison"]
+__all__ = ["CompareRow", "compare_runs", "format_comparison", "plot_comparison", "plot_run"]
 
 
 @dataclass
@@ -257,3 +257,69 @@ def _trailing_mean(values: Any, window: int) -> Any:
         recent = values[max(0, i - window + 1): i + 1]
         out[i] = np.nanmean(recent)
     return out
+
+
+# --------------------------------------------------------------------------- one run's curves
+
+#: What ``daedalus plot RUN`` draws, in this order, when the run logged it.
+RUN_PLOT_KEYS = (
+    "charts/episode_return", "eval/mean_return", "charts/episode_length", "charts/steps_per_second",
+)
+
+
+def plot_run(run: str | Path, output: str | Path | None = None, runs_dir: str | Path = "runs", smooth: int = 10) -> tuple[Path, list[str]]:
+    """Learning curves of one run from its ``metrics.csv`` to ``<run>/plots/curves.png`` (or ``output``).
+
+    One panel per key: the return curves, episode length and steps/s (``RUN_PLOT_KEYS``) and
+    every ``loss/*`` column, against environment steps; noisy series (training returns and
+    losses) get a trailing moving average over ``smooth`` logged points, drawn over the raw
+    values (ReAllY's aggregator idea). Returns the file and the keys drawn.
+    """
+    import csv
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from daedalus.errors import MissingDependencyError
+
+        raise MissingDependencyError("matplotlib", "plot", "Plotting learning curves") from None
+    import numpy as np
+
+    folder = resolve_run(run, Path(runs_dir)).path
+    try:
+        with open(folder / "metrics.csv", newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise DaedalusError(f"{folder}: no metrics.csv to plot ({exc.strerror or exc}).") from None
+    columns = list(rows[0]) if rows else []
+    keys = [k for k in RUN_PLOT_KEYS if k in columns] + sorted(k for k in columns if k.startswith("loss/"))
+    series: dict[str, Any] = {}
+    for key in keys:
+        pairs = [(float(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "") and r.get("step")]
+        finite = [(x, y) for x, y in pairs if math.isfinite(y)]
+        if finite:
+            series[key] = np.array(finite)
+    if not series:
+        raise DaedalusError(f"{folder}: metrics.csv has no curves to plot yet (train the run longer).")
+    columns_n = 2
+    rows_n = math.ceil(len(series) / columns_n)
+    figure, axes = plt.subplots(rows_n, columns_n, figsize=(10, 2.8 * rows_n), squeeze=False)
+    for ax, (key, curve) in zip(axes.flat, series.items(), strict=False):
+        ax.plot(curve[:, 0], curve[:, 1], alpha=0.35 if smooth > 1 and key != "eval/mean_return" else 1.0, label=key)
+        if smooth > 1 and key != "eval/mean_return" and len(curve) > 1:
+            ax.plot(curve[:, 0], _trailing_mean(curve[:, 1], smooth), label=f"{key} (mean of {smooth})")
+        ax.set_title(key)
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(series):]:
+        ax.set_visible(False)
+    figure.suptitle(folder.name)
+    figure.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
+    target = Path(output) if output is not None else folder / "plots" / "curves.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=90)
+    plt.close(figure)
+    return target, list(series)

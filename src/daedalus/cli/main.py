@@ -205,6 +205,18 @@ def runs_list(
     )
 
 
+@app.command()
+def plot(
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG to write (default <run>/plots/curves.png).")] = None,
+    smooth: Annotated[int, typer.Option(min=1, help="Moving-average window over logged points (1: raw only).")] = 10,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+) -> None:
+    """Draw a run's learning curves (returns, length, steps/s, losses) from its metrics.csv (needs daedalus[plot])."""
+    path, keys = api.plot_run(run, output, runs_dir=runs_dir, smooth=smooth)
+    print(f"{len(keys)} curves ({', '.join(keys)}) -> {path}")
+
+
 @runs_app.command("compare")
 def runs_compare(
     runs: Annotated[list[str] | None, typer.Argument(help="Run folders, ids or unique prefixes (or use --profile / --batch).", metavar="RUN")] = None,
