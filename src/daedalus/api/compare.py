@@ -191,15 +191,7 @@ def plot_comparison(
     averaged over the runs that cover a point; ``smooth`` > 1 takes a trailing moving average
     over that many points. Returns the matplotlib Figure (saved with the Agg backend).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from daedalus.errors import MissingDependencyError
-
-        raise MissingDependencyError("matplotlib", "plot", "Plotting learning curves") from None
+    plt = _pyplot()
     import numpy as np
 
     if x not in ("steps", "time"):
@@ -277,15 +269,7 @@ def plot_run(run: str | Path, output: str | Path | None = None, runs_dir: str | 
     """
     import csv
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from daedalus.errors import MissingDependencyError
-
-        raise MissingDependencyError("matplotlib", "plot", "Plotting learning curves") from None
+    plt = _pyplot()
     import numpy as np
 
     folder = resolve_run(run, Path(runs_dir)).path
@@ -323,3 +307,17 @@ def plot_run(run: str | Path, output: str | Path | None = None, runs_dir: str | 
     figure.savefig(target, dpi=90)
     plt.close(figure)
     return target, list(series)
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display), or a one-line install hint."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from daedalus.errors import MissingDependencyError
+
+        raise MissingDependencyError("matplotlib", "plot", "Plotting learning curves") from None
+    return plt
