@@ -233,3 +233,23 @@ def test_numpy_acting_matches_the_torch_distribution(env_id):
     clone = make_ppo_agent(env.observation_space, env.action_space, PPOConfig(hidden_sizes=[16, 16]), seed=9)
     clone.load(agent.save())
     np.testing.assert_array_equal(agent.act(obs)[0], clone.act(obs)[0])
+
+
+def test_collection_policy_weights_round_trip_as_plain_arrays():
+    from daedalus.algos.on_policy import ActorCriticPolicy
+
+    obs_space, act_space = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)
+    config = PPOConfig(normalize_obs=True)
+    trained, fresh = make_ppo_agent(obs_space, act_space, config, seed=0), make_ppo_agent(obs_space, act_space, config, seed=1)
+    obs = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    trained.preprocess(obs, update_stats=True)  # move the observation statistics away from their start
+    source, target = ActorCriticPolicy(trained), ActorCriticPolicy(fresh)
+    weights = source.get_weights()
+    assert all(isinstance(v, np.ndarray) for v in weights.values()) and any(k.startswith("obs_rms/") for k in weights)
+    assert not np.array_equal(target.get_weights()["network/actor_head.weight"], weights["network/actor_head.weight"])
+    target.set_weights(weights)
+    for key, value in target.get_weights().items():
+        np.testing.assert_array_equal(value, weights[key])
+    np.testing.assert_array_equal(
+        fresh.predict_preprocessed(trained.preprocess(obs)), trained.predict_preprocessed(trained.preprocess(obs))
+    )

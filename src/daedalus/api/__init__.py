@@ -18,6 +18,7 @@ contract in pyproject.toml keeps it so).
 
 from __future__ import annotations
 
+from daedalus.agents.stepwise import write_default_profile  # create-default, as it is
 from daedalus.api.batch import BatchResult, batch
 from daedalus.api.compare import (
     CompareRow,
@@ -54,7 +55,6 @@ from daedalus.api.runs import (
     replay,
     runs_table,
     show_run,
-    write_default_profile,
 )
 from daedalus.api.session import (
     DEFAULT_RUNS_DIR,

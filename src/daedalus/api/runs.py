@@ -134,24 +134,6 @@ def describe_agent(agent_id: str) -> dict[str, Any]:
     return {"agent_id": spec.agent_id, "description": spec.description, "fields": fields}
 
 
-def write_default_profile(
-    agent_ref: str,
-    env_id: str | None = None,
-    loop_ref: str | None = None,
-    output: str | Path | None = None,
-    *,
-    force: bool = False,
-) -> str:
-    """``daedalus create-default``: a profile holding every declared parameter of an agent (and its loop).
-
-    Returns the YAML; writes it to ``output`` when given (an existing file only with ``force``).
-    See :func:`daedalus.agents.stepwise.write_default_profile`.
-    """
-    from daedalus.agents.stepwise import write_default_profile as write
-
-    return write(agent_ref, env_id, loop_ref, output, force=force)
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
