@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet -c constraints.txt
 RUNS_DIR ?= runs
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml constraints.txt
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/daedalus train examples/cartpole.yaml --runs-dir $(RUNS_DIR)
 
-test: lint
+test: lint chromium
 	$(PY) -m pytest -q tests
+
+# tests/smoke/test_report_chromium.py renders `daedalus report` in headless Chromium. As root
+# it is installed from apt when missing; otherwise that test is skipped.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the report rendering test will be skipped"
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests examples benchmarks
