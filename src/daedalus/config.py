@@ -41,6 +41,7 @@ PROFILE_KEYS: dict[str, str] = {
     "device": "cpu, cuda, cuda:N or auto",
     "config": "mapping of agent and training parameters",
     "loop": "loop settings for stepwise agents",
+    "tune": "search space for 'daedalus tune': {learning_rate: {loguniform: [1.0e-5, 1.0e-2]}, ...}",
     "description": "free text",
 }
 REQUIRED_KEYS = ("agent_id", "env_id")
@@ -127,6 +128,8 @@ class Profile:
     config: dict[str, Any] = field(default_factory=dict)
     loop: dict[str, Any] | None = None
     description: str = ""
+    #: The ``tune:`` section as written (bounds read as numbers); only ``daedalus tune`` uses it.
+    tune: dict[str, Any] = field(default_factory=dict)
     #: Where the profile came from (for messages and for resolving ``file.py:Obj`` refs).
     source: Path | None = None
     #: 1-based line of each key path, e.g. ``("config", "batch_size") -> 12``.
@@ -150,6 +153,10 @@ class Profile:
         """A ProfileError for ``path`` in this profile: 'file:line: profile 'x': problem. fix'."""
         return ProfileError(f"{self.where(*path)}: profile '{self.profile_id}': {problem}. {fix}")
 
+    def search_space(self) -> list[TuneParam]:
+        """The ``tune:`` section as one :class:`TuneParam` per searched value (empty without one)."""
+        return parse_search_space(self.tune, self)[1]
+
     @property
     def base_dir(self) -> Path:
         """Folder that relative ``file.py:Obj`` references are resolved against."""
@@ -172,6 +179,8 @@ class Profile:
             out["callbacks"] = [{"ref": c.ref, "args": copy.deepcopy(c.args)} for c in self.callbacks]
         if self.loop is not None:
             out["loop"] = copy.deepcopy(self.loop)
+        if self.tune:
+            out["tune"] = copy.deepcopy(self.tune)
         if self.description:
             out["description"] = self.description
         return out
@@ -398,6 +407,9 @@ def _build_profile(
     callbacks: list[WrapperRef] = []
     with problems.collect():
         callbacks = _parse_refs(raw.get("callbacks") or [], probe, "callbacks", "ref")
+    tune: dict[str, Any] = {}
+    with problems.collect():
+        tune = parse_search_space(raw.get("tune"), probe)[0]
 
     return Profile(
         profile_id=profile_id,
@@ -414,6 +426,7 @@ def _build_profile(
         config=raw["config"],
         loop=raw.get("loop"),
         description=raw.get("description", ""),
+        tune=tune,
         source=path,
         lines=own_lines,
         overridden=probe.overridden,
@@ -508,6 +521,7 @@ def _example(key: str) -> str:
         "callbacks": "[my_project.hooks:StopAt]",
         "device": "cpu",
         "description": "'my experiment'",
+        "tune": "{learning_rate: {loguniform: [1.0e-5, 1.0e-2]}}",
     }.get(key, "...")
 
 
@@ -523,6 +537,257 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
         else:
             base[key] = copy.deepcopy(value)
     return base
+
+
+# --------------------------------------------------------------------------- search spaces (tune:)
+
+#: The distributions a ``tune:`` entry can draw from, each with the form it is written in.
+TUNE_DISTRIBUTIONS: dict[str, str] = {
+    "loguniform": "{loguniform: [low, high]}: a float, log scale, 0 < low < high",
+    "uniform": "{uniform: [low, high]}: a float, low < high",
+    "int": "{int: [low, high], step: 1, log: false}: an integer from low to high, both included",
+    "choice": "{choice: [a, b, ...]}: one of the values listed",
+}
+#: Options a distribution takes besides its bounds or values.
+TUNE_OPTIONS: dict[str, tuple[str, ...]] = {"int": ("step", "log")}
+#: Profile keys (outside ``config``) that ``tune:`` may search.
+TUNABLE_PROFILE_KEYS = ("num_envs",)
+_TUNE_EXAMPLE = "Write e.g. 'learning_rate: {loguniform: [1.0e-5, 1.0e-2]}' or 'num_steps: {choice: [32, 64, 128]}'"
+
+
+@dataclass(frozen=True)
+class TuneParam:
+    """One value a profile's ``tune:`` section searches.
+
+    ``key`` is the key as written (``learning_rate``, ``config.learning_rate`` or ``num_envs``);
+    ``name`` is the value searched: a config field, or ``num_envs`` when ``in_config`` is false.
+    ``low``/``high`` (with ``step``, ``log``) bound loguniform, uniform and int; ``choices``
+    lists the values of a choice.
+    """
+
+    key: str
+    name: str
+    in_config: bool
+    distribution: str
+    low: float | None = None
+    high: float | None = None
+    step: int | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        """``loguniform [1e-05, 0.01]``, ``int [4, 16] step 2``, ``choice [32, 64]``."""
+        if self.distribution == "choice":
+            return f"choice {list(self.choices)}"
+        extra = (f" step {self.step}" if self.step not in (None, 1) else "") + (" log" if self.log and self.distribution == "int" else "")
+        return f"{self.distribution} [{self.low!r}, {self.high!r}]{extra}"
+
+
+def parse_search_space(tune: Any, profile: Profile) -> tuple[dict[str, Any], list[TuneParam]]:
+    """Check a ``tune:`` section's shape; returns it (bounds read as numbers) and its parameters.
+
+    Keys are config fields, written ``learning_rate`` or ``config.learning_rate``, or
+    ``num_envs``. Every problem (unknown distribution, bad bounds, a key that cannot be
+    searched) is reported at once, with its line and the fix. Whether a key is a field of
+    the agent's config is checked by :func:`check_search_space`, which needs the agent.
+    """
+    if tune is None:
+        return {}, []
+    if not isinstance(tune, dict):
+        raise profile.fail(
+            ("tune",), f"'tune' must be a mapping of keys to distributions, got {tune!r} ({type(tune).__name__})", f"{_TUNE_EXAMPLE}."
+        )
+    problems = Problems()
+    cleaned: dict[str, Any] = {}
+    params: list[TuneParam] = []
+    seen: dict[str, str] = {}
+    for key, spec in tune.items():
+        where = ("tune", str(key))
+        parts = str(key).split(".")
+        if not isinstance(key, str) or not all(parts):
+            problems.add(profile.fail(where, f"tune key {key!r} is not a field name", "Write a config field (learning_rate or config.learning_rate) or num_envs."))
+            continue
+        in_config = parts[0] not in PROFILE_KEYS or parts[0] == "config"
+        path = parts[1:] if parts[0] == "config" else parts
+        if not in_config and path != ["num_envs"]:
+            problems.add(profile.fail(
+                where, f"'{key}' cannot be tuned: tune searches config fields and {', '.join(TUNABLE_PROFILE_KEYS)}",
+                "Search a config field (learning_rate or config.learning_rate) or num_envs; the seed of each run is set with --seeds.",
+            ))
+            continue
+        if len(path) != 1:
+            problems.add(profile.fail(
+                where, f"tune key '{key}' names a value inside a config field",
+                f"Tune the whole field, e.g. 'config.{path[0] if path else 'FIELD'}: {{choice: [...]}}'.",
+            ))
+            continue
+        name = path[0]
+        if name in seen:
+            problems.add(profile.fail(where, f"'{name}' is tuned twice (as '{seen[name]}' and as '{key}')", "Keep one of the two entries."))
+            continue
+        seen[name] = key
+        with problems.collect():
+            value, param = _parse_distribution(key, name, in_config, spec, profile)
+            cleaned[key] = value
+            params.append(param)
+    problems.raise_if_any()
+    return cleaned, params
+
+
+def _parse_distribution(key: str, name: str, in_config: bool, spec: Any, profile: Profile) -> tuple[dict[str, Any], TuneParam]:
+    where = ("tune", key)
+    forms = "loguniform: [low, high], uniform: [low, high], int: [low, high] (with step, log), choice: [a, b, ...] (docs/tuning.md)"
+    if not isinstance(spec, dict):
+        raise profile.fail(where, f"'tune.{key}' must be a mapping naming one distribution, got {spec!r}", f"Use one of: {forms}.")
+    named = [k for k in spec if k in TUNE_DISTRIBUTIONS]
+    options = {option for options in TUNE_OPTIONS.values() for option in options}
+    unknown = [k for k in spec if k not in TUNE_DISTRIBUTIONS and k not in options]
+    if unknown:
+        word = str(unknown[0])
+        hint = did_you_mean(word, list(TUNE_DISTRIBUTIONS) + sorted(options)).strip()
+        raise profile.fail((*where, word), f"'tune.{key}': unknown distribution '{word}'", f"{hint + ' ' if hint else ''}Use one of: {forms}.")
+    if len(named) != 1:
+        problem = "names no distribution" if not named else f"names {len(named)} distributions ({', '.join(named)})"
+        raise profile.fail(where, f"'tune.{key}' {problem}", f"Name exactly one of: {forms}.")
+    distribution = named[0]
+    form = TUNE_DISTRIBUTIONS[distribution]
+    for option in spec:
+        if option != distribution and option not in TUNE_OPTIONS.get(distribution, ()):
+            allowed = TUNE_OPTIONS.get(distribution, ())
+            raise profile.fail(
+                (*where, option), f"'tune.{key}': {distribution} takes no '{option}'",
+                f"Write {form}." + (f" Its options: {', '.join(allowed)}." if allowed else ""),
+            )
+    values = spec[distribution]
+    if distribution == "choice":
+        if not isinstance(values, list) or len(values) < 2:
+            raise profile.fail((*where, "choice"), f"'tune.{key}': choice needs a list of at least two values, got {values!r}", "List the values to try, e.g. '{choice: [32, 64, 128]}'; a single value belongs under config.")
+        for value in values:
+            if not _is_choice_value(value):
+                raise profile.fail((*where, "choice"), f"'tune.{key}': choice value {value!r} is not a number, text, true/false, null or a list of those", "List plain values, e.g. '{choice: [[64, 64], [128, 128]]}'.")
+        for i, value in enumerate(values):
+            if any(_same_choice(value, other) for other in values[:i]):
+                raise profile.fail((*where, "choice"), f"'tune.{key}': choice lists {value!r} twice", "List each value once.")
+        return {"choice": list(values)}, TuneParam(key, name, in_config, "choice", choices=tuple(values))
+    bounds = _bounds(values, integers=distribution == "int")
+    if bounds is None:
+        kind = "integers" if distribution == "int" else "numbers"
+        raise profile.fail((*where, distribution), f"'tune.{key}': {distribution} needs [low, high], two finite {kind}, got {values!r}", f"Write {form}.")
+    low, high = bounds
+    if not low < high:
+        raise profile.fail((*where, distribution), f"'tune.{key}': {distribution} bounds [{low!r}, {high!r}] are not low < high", f"Write {form}.")
+    if distribution == "loguniform" and low <= 0:
+        raise profile.fail((*where, distribution), f"'tune.{key}': loguniform needs 0 < low, got low {low!r}", "Use a positive low bound, or uniform for a range that includes 0.")
+    cleaned: dict[str, Any] = {distribution: [low, high]}
+    step: int | None = None
+    log = False
+    if distribution == "int":
+        step = spec.get("step", 1)
+        log = spec.get("log", False)
+        if not _is_int(step) or step < 1:
+            raise profile.fail((*where, "step"), f"'tune.{key}': step must be an integer >= 1, got {step!r}", "Write e.g. '{int: [16, 256], step: 16}'.")
+        if not isinstance(log, bool):
+            raise profile.fail((*where, "log"), f"'tune.{key}': log must be true or false, got {log!r}", "Write e.g. '{int: [16, 256], log: true}'.")
+        if log and (step != 1 or low < 1):
+            raise profile.fail(where, f"'tune.{key}': a log-scale int needs step 1 and low >= 1", "Drop 'step', or drop 'log: true'.")
+        if (high - low) % step:
+            fitted = low + (high - low) // step * step
+            raise profile.fail((*where, "int"), f"'tune.{key}': high - low ({high - low}) is not a multiple of step {step}", f"Use high {fitted} or {fitted + step}.")
+        if "step" in spec:
+            cleaned["step"] = step
+        if "log" in spec:
+            cleaned["log"] = log
+    return cleaned, TuneParam(key, name, in_config, distribution, low, high, step, log or distribution == "loguniform")
+
+
+def _bounds(values: Any, integers: bool) -> tuple[Any, Any] | None:
+    """``[low, high]`` as numbers (``'1e-5'``, which YAML 1.1 reads as text, counts), else None."""
+    import math
+
+    if not isinstance(values, list) or len(values) != 2:
+        return None
+    out = []
+    for value in values:
+        if integers:
+            if not _is_int(value):
+                return None
+        elif isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        else:
+            value = float(value)
+        if not math.isfinite(value):
+            return None
+        out.append(value)
+    return out[0], out[1]
+
+
+def _is_choice_value(value: Any) -> bool:
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
+
+
+def _same_choice(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def check_search_space(profile: Profile, config_class: type | None, declared: Mapping[str, Any] | None = None) -> None:
+    """Check that every value ``tune:`` can draw is one the agent takes; all problems at once.
+
+    With a typed config (``config_class``), each key must be a field and both bounds (or every
+    choice) must have the field's type and lie in its declared range and choices; a float
+    distribution on an int field is refused. With ``declared`` parameters (stepwise agents),
+    each key must be declared. ``num_envs`` must stay within 1 to MAX_NUM_ENVS.
+    """
+    problems = Problems()
+    hints = typing.get_type_hints(config_class) if config_class is not None else {}
+    fields = {f.name: f for f in dataclasses.fields(config_class)} if config_class is not None else {}
+    for param in profile.search_space():
+        where = ("tune", param.key)
+        drawn: list[Any] = list(param.choices) if param.distribution == "choice" else [param.low, param.high]
+        if not param.in_config:  # num_envs
+            ok = param.distribution in ("int", "choice") and all(_is_int(v) and 1 <= v <= MAX_NUM_ENVS for v in drawn)
+            if not ok:
+                problems.add(profile.fail(where, f"'tune.{param.key}' can draw {param.describe()}, and num_envs is an integer from 1 to {MAX_NUM_ENVS}", "Write e.g. 'num_envs: {choice: [4, 8, 16]}' or '{int: [4, 16]}'."))
+            continue
+        if config_class is None:
+            if declared is not None and param.name not in declared:
+                problems.add(profile.fail(
+                    where, f"tune key '{param.key}': agent '{profile.agent_id}' has no parameter '{param.name}'",
+                    f"{did_you_mean(param.name, list(declared)).strip() or 'Remove it.'} Declared parameters: {', '.join(declared) or 'none'}.",
+                ))
+            continue
+        if param.name not in fields or param.name not in hints:
+            problems.add(profile.fail(
+                where, f"tune key '{param.key}' is not a config field of agent '{profile.agent_id}'",
+                f"{did_you_mean(param.name, list(fields)).strip() or 'Remove it.'} Run 'daedalus describe agent {profile.agent_id}' to see every parameter.",
+            ))
+            continue
+        expected = hints[param.name]
+        if param.distribution in ("uniform", "loguniform") and not check_type(0.5, expected)[0]:
+            problems.add(profile.fail(
+                where, f"'{param.name}' is {type_name(expected)}, and {param.distribution} draws floats",
+                "Use '{int: [low, high]}' or '{choice: [...]}'." if check_type(1, expected)[0] else "Use '{choice: [...]}' with values of that type.",
+            ))
+            continue
+        for value in drawn:
+            ok, coerced = check_type(value, expected)
+            problem = (
+                f"'tune.{param.key}' can draw {value!r}, which is not {type_name(expected)}" if not ok
+                else check_value(param.name, coerced, fields[param.name].metadata)
+            )
+            if problem is not None:
+                problems.add(profile.fail(
+                    where, f"{problem} ('tune.{param.key}' draws {param.describe()})" if ok else problem,
+                    "Keep the search space within the values the field takes: change the bounds or the choices. "
+                    f"Run 'daedalus describe agent {profile.agent_id}' to see them.",
+                ))
+                break
+    problems.raise_if_any()
 
 
 # --------------------------------------------------------------------------- overrides
