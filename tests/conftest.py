@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("DAEDALUS_PROGRESS", "plain")
+# Every finished run draws plots/ (about 0.4 s each, plus matplotlib's import); the suite trains
+# hundreds of runs, so only the tests about plots turn it back on.
+os.environ.setdefault("DAEDALUS_PLOTS", "0")
 
 
 @pytest.fixture

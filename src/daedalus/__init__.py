@@ -21,6 +21,7 @@ _LAZY = {
     "train": "daedalus.api.session",
     "train_many": "daedalus.api.session",
     "batch": "daedalus.api.batch",
+    "resume": "daedalus.api.resume",
     "load_run": "daedalus.api.runs",
     "describe_agent": "daedalus.api.runs",
     "RunResult": "daedalus.api.session",
@@ -64,6 +65,7 @@ __all__ = [
     "register_env",
     "register_wrapper",
     "report",
+    "resume",
     "test_agent",
     "train",
     "train_many",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from daedalus.agents.loops import BaseLoop, DefaultLoop, LoopConfig
     from daedalus.agents.stepwise import StepAgent, create_default, test_agent
     from daedalus.api.batch import batch
+    from daedalus.api.resume import resume
     from daedalus.api.runs import LoadedRun, describe_agent, evaluate_profile, load_run
     from daedalus.api.session import RunResult, train, train_many
     from daedalus.evaluation import evaluate

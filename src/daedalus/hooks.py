@@ -97,6 +97,12 @@ class Hooks:
     def __init__(self, callbacks: Sequence[Any] = ()) -> None:
         self.callbacks = list(callbacks)
         self.stop_reason: str | None = None
+        #: Set by the run when Ctrl-C / SIGTERM asks training to stop at the next clean point
+        #: (after the current update); the run then ends ``interrupted`` and resumes exactly.
+        self.interrupt: str | None = None
+        #: True while a training loop checks :attr:`interrupt` (the built-in training schedule
+        #: does); otherwise a signal stops training at once.
+        self.graceful = False
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)

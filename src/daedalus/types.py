@@ -90,3 +90,6 @@ class TrainContext:
     #: ``resolve(ref)`` imports a ``pkg.mod:Obj`` / ``file.py:Obj`` a config names (a custom
     #: loss), relative to the profile and under the run's trust rules; None outside a run.
     resolve: Callable[[str], Any] | None = None
+    #: The run's env journal (:class:`daedalus.rollout.journal.EnvJournal`): every action sent to
+    #: the training envs, so that a resume finds them as they were; None outside a run.
+    journal: Any = None

@@ -142,7 +142,11 @@ class BaseLoop:
         self.artifacts: dict[str, Any] = artifacts if artifacts is not None else {}
         self.save_callback = save_callback
         self.parameters: dict[str, Any] = {**self.get_default_parameters(), **parameters}
-        self.global_step = 0
+        # A resumed run (daedalus resume) continues the counters of the checkpoint it starts from.
+        resumed = context.extras.get("loop_state") or {} if context is not None else {}
+        self.global_step = int(resumed.get("global_step", 0))
+        #: Episodes finished (the next one to run has this index).
+        self.episodes_done = int(resumed.get("episode", 0))
 
     def train(self) -> None:
         """Run training to the end (act, memorize, update, checkpoints, logs)."""
@@ -164,9 +168,19 @@ class BaseLoop:
     def checkpoint(self, name: str) -> None:
         """Save the agent as ``checkpoints/<name>`` (a no-op outside a run) and tell the hooks."""
         if self.save_callback is not None:
+            # What a resume needs besides the agent's own save(): where the loop stood.
+            self.context.extras["loop_state"] = self.loop_state()
             self.save_callback(self.agent, self.artifacts, self.global_step, name)
             if self.context.hooks:
                 self.context.hooks.emit("on_checkpoint", CheckpointSaved(self.global_step, name))
+
+    def loop_state(self) -> dict[str, Any]:
+        """Where the loop stands, as JSON: what a resume restores besides the agent.
+
+        Episodes done and env steps; subclasses may add entries (the default loop adds its env's
+        random generator states, so that a resumed run plays the same episodes).
+        """
+        return {"episode": self.episodes_done, "global_step": self.global_step}
 
     def make_env(self, render_mode: str | None = None, seed: int | None = None) -> Any:
         """A fresh env; with ``render_mode``, one built with that render mode (same wrappers)."""
@@ -282,6 +296,14 @@ class DefaultLoop(BaseLoop):
 
     # ------------------------------------------------------------------ training
 
+    def loop_state(self) -> dict[str, Any]:
+        """The base loop state plus the env's and its action space's random generator states."""
+        state = super().loop_state()
+        source = getattr(self, "_source", None)
+        if source is not None:
+            state["env_rng"] = _rng_states(source.env)
+        return state
+
     def train(self) -> None:
         """Run ``max_episodes`` episodes, then ``eval_episodes`` evaluation episodes."""
         cfg = self.config
@@ -291,7 +313,10 @@ class DefaultLoop(BaseLoop):
             SingleEnv,  # not at import: `daedalus.BaseLoop` stays light
         )
 
-        source = SingleEnv(self.make_env(render_mode, self.context.seed))
+        source = self._source = SingleEnv(self.make_env(render_mode, self.context.seed))
+        resumed = self.context.extras.get("loop_state") or {}
+        if resumed.get("env_rng"):
+            _set_rng_states(source.env, resumed["env_rng"])
         log = _EpisodeLog(self._log_dir(), tensorboard=cfg.logdir is not None)
         with_flags = accepts_flags(agent.memorize)
         returns: list[float] = []
@@ -299,8 +324,9 @@ class DefaultLoop(BaseLoop):
         env_s = act_s = learn_s = 0.0
         last_checkpoint = time.perf_counter()
         started = last_checkpoint
+        start_step = self.global_step  # steps/s counts this session's steps (a resume starts later)
         try:
-            for episode in range(cfg.max_episodes):
+            for episode in range(self.episodes_done, cfg.max_episodes):
                 warm_up = episode < cfg.random_episodes
                 agent.training = True
                 agent.episode_num = episode
@@ -346,7 +372,7 @@ class DefaultLoop(BaseLoop):
                     "charts/episode_return": episode_return,
                     "charts/episode_length": float(length),
                     "charts/episodes": float(episode + 1),
-                    "charts/steps_per_second": self.global_step / max(time.perf_counter() - started, 1e-9),
+                    "charts/steps_per_second": (self.global_step - start_step) / max(time.perf_counter() - started, 1e-9),
                     "time/env": env_s,
                     "time/inference": act_s,
                     "time/learn": learn_s,
@@ -374,7 +400,7 @@ class DefaultLoop(BaseLoop):
                     },
                 )
                 now = time.perf_counter()
-                done_episodes = episode + 1
+                done_episodes = self.episodes_done = episode + 1
                 by_count = (
                     cfg.episodes_per_checkpoint is not None
                     and done_episodes % cfg.episodes_per_checkpoint == 0
@@ -390,6 +416,7 @@ class DefaultLoop(BaseLoop):
                     self.artifacts["stop_reason"] = self.context.hooks.stop_reason
                     break
         finally:
+            self.context.extras["loop_state"] = self.loop_state()
             agent.training = False
             source.close()
             log.close()
@@ -450,6 +477,34 @@ class DefaultLoop(BaseLoop):
     def _videos_dir(self) -> Path:
         base = self.context.run_dir if self.context.run_dir is not None else Path.cwd()
         return base / "videos"
+
+
+def _rng_states(env: Any) -> dict[str, Any]:
+    """JSON states of the env's and its action space's NumPy generators (those that exist)."""
+    import numpy as np
+
+    states: dict[str, Any] = {}
+    for key, owner in (("env", getattr(env, "unwrapped", env)), ("action_space", getattr(env, "action_space", None))):
+        rng = getattr(owner, "_np_random", None)
+        if isinstance(rng, np.random.Generator):
+            states[key] = dict(rng.bit_generator.state)
+    return states
+
+
+def _set_rng_states(env: Any, states: dict[str, Any]) -> None:
+    """Inverse of :func:`_rng_states`; an entry that does not fit the env is skipped."""
+    import numpy as np
+
+    for key, owner in (("env", getattr(env, "unwrapped", env)), ("action_space", getattr(env, "action_space", None))):
+        state = states.get(key)
+        if not isinstance(state, dict) or owner is None:
+            continue
+        try:
+            rng = np.random.Generator(getattr(np.random, str(state.get("bit_generator")))())
+            rng.bit_generator.state = state
+        except (AttributeError, TypeError, ValueError):
+            continue
+        owner._np_random = rng
 
 
 def _agent_metrics(agent: Any, episode: int) -> dict[str, float]:

@@ -67,7 +67,7 @@ def make_source(context: TrainContext, obs_transform: ObsTransform | None = None
     rollout package, never here."""
     return local_source(
         context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization,
-        context.seed, context.backend, obs_transform,
+        context.seed, context.backend, obs_transform, context.journal,
     )
 
 
@@ -170,16 +170,24 @@ class TrainingSchedule:
         self.env_factory, self.artifacts, self.timing = env_factory, artifacts, timing
         self.evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
         self.best_return = max((e["mean_return"] for e in self.evaluations), default=-np.inf)
-        self.episode_returns: list[float] = []  # returns of episodes finished in this call, in order
+        # Returns of finished episodes, in order (a resumed run starts with the last ones it saved,
+        # so that the logged trailing mean continues).
+        self.episode_returns: list[float] = list(context.extras.get("recent_returns", ()))
         self.learn_time = 0.0
         self.start = time.perf_counter()
         self.excluded_time = 0.0  # evaluation and checkpoints: not on the training clock
-        step = agent.global_step
-        self.next_log = step + config.log_every_steps
-        self.next_eval = step + config.eval_every_steps if config.eval_every_steps > 0 else None
-        self.next_checkpoint = step + config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else None
+        #: Training seconds of the sessions before this one (a resumed run's evaluations continue the clock).
+        self.time_offset = float(context.extras.get("train_seconds", 0.0))
+        self._paused_at = 0.0  # the training clock when evaluation and checkpoints began
+        step = self.start_step = agent.global_step  # steps/s counts this call's steps only
+        # Log, evaluation and checkpoint times lie on a grid from step 0, so that a resumed run
+        # evaluates (and draws evaluation randomness) exactly where an uninterrupted one would.
+        self.next_log = _next_multiple(step, config.log_every_steps)
+        self.next_eval = _next_multiple(step, config.eval_every_steps) if config.eval_every_steps > 0 else None
+        self.next_checkpoint = _next_multiple(step, config.checkpoint_every_steps) if config.checkpoint_every_steps > 0 else None
         self.eval_seed = (context.seed if context.seed is not None else 0) + 10_000
         self.hooks: Hooks = context.hooks
+        self.hooks.graceful = True  # this loop stops at a clean point when the run is interrupted
         self.stop_reason: str | None = None  # set when target_return is reached
 
     #: The clock used for every timing (``time.perf_counter``).
@@ -220,7 +228,7 @@ class TrainingSchedule:
             split = self.time_split()
             logged = dict(metrics())
             logged.update({
-                "charts/steps_per_second": step / max(split["train_seconds"], 1e-9),
+                "charts/steps_per_second": (step - self.start_step) / max(split["train_seconds"], 1e-9),
                 "time/env": split["env"], "time/inference": split["inference"], "time/learn": split["learn"], "time/other": split["other"],
             })
             returns = self.episode_returns
@@ -234,7 +242,7 @@ class TrainingSchedule:
         stop = False
         if (self.next_eval is not None and step >= self.next_eval) or (self.next_checkpoint is not None and step >= self.next_checkpoint) or (done and self.next_eval is not None):
             excluded_start = time.perf_counter()
-            train_seconds = self.train_seconds
+            train_seconds = self._paused_at = self.train_seconds
             if self.next_eval is not None and (step >= self.next_eval or done):
                 while self.next_eval <= step:
                     self.next_eval += config.eval_every_steps
@@ -244,7 +252,7 @@ class TrainingSchedule:
                     self.next_checkpoint += config.checkpoint_every_steps
                 self.checkpoint(f"step-{step}")
             self.excluded_time += time.perf_counter() - excluded_start
-        return stop or self.hooks.stop_reason is not None
+        return stop or self.hooks.stop_reason is not None or self.hooks.interrupt is not None
 
     def evaluate(self, train_seconds: float) -> bool:
         """Periodic evaluation on separate env copies; True when ``target_return`` is reached or a hook stops."""
@@ -253,6 +261,7 @@ class TrainingSchedule:
         config, agent = self.config, self.agent
         result = evaluate(agent, self.env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=self.eval_seed)
         mean, std = float(result.mean_return), float(result.std_return)
+        train_seconds += self.time_offset
         self.evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
         self.context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
         if mean > self.best_return:
@@ -267,6 +276,9 @@ class TrainingSchedule:
     def checkpoint(self, name: str) -> None:
         """Write checkpoint ``name`` now (and tell the hooks)."""
         step = self.agent.global_step
+        # What a resume needs besides the agent: the trailing returns the log continues from.
+        self.context.extras["recent_returns"] = self.episode_returns[-20:]
+        self.context.extras["train_seconds_now"] = self.time_offset + self._paused_at
         self.context.checkpoint(self.agent, name, step)
         if self.hooks:
             self.hooks.emit("on_checkpoint", CheckpointSaved(step, name))
@@ -287,11 +299,18 @@ class TrainingSchedule:
 
     def finish(self) -> None:
         """Write ``artifacts["time_split"]`` and, when training stopped early, ``artifacts["stop_reason"]``."""
+        self.context.extras["recent_returns"] = self.episode_returns[-20:]
+        self.context.extras["train_seconds_now"] = self.time_offset + self.train_seconds
         self.context.progress.update(steps=self.agent.global_step, episodes=self.agent.num_episodes)
         self.artifacts["time_split"] = self.time_split()
         reason = self.stop_reason or self.hooks.stop_reason
         if reason is not None:
             self.artifacts["stop_reason"] = reason
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` after ``step``."""
+    return (step // every + 1) * every if every > 0 else step
 
 
 # --------------------------------------------------------------------------- the replay loop of DQN, SAC and TD3
@@ -331,7 +350,10 @@ def train_replay(
         buffer = agent.buffer
         collector = Collector(source, buffer, policy=agent.explore, action_to_env=action_to_env)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
-        latest: dict[str, torch.Tensor] = {}  # metrics of the last update (tensors: no sync per step)
+        # Metrics of the last update (tensors: no sync per step); a resumed run starts with the
+        # values its checkpoint saw, so that its log rows read as the uninterrupted run's.
+        latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
+        context.extras["last_update_metrics"] = latest
 
         def current_metrics() -> dict[str, float]:
             logged = {key: float(value) for key, value in latest.items()}

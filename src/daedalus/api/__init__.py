@@ -22,10 +22,12 @@ from daedalus.agents.stepwise import write_default_profile  # create-default, as
 from daedalus.api.batch import BatchResult, batch
 from daedalus.api.compare import (
     CompareRow,
+    bootstrap_iqm_ci,
     compare_runs,
     format_comparison,
     plot_comparison,
     plot_run,
+    write_run_plots,
 )
 from daedalus.api.project import (
     add_module,
@@ -36,6 +38,7 @@ from daedalus.api.project import (
     project_modules,
     remove_module,
 )
+from daedalus.api.report import write_report
 from daedalus.api.resolve import (
     ResolvedProfile,
     check_memory,
@@ -45,6 +48,7 @@ from daedalus.api.resolve import (
     make_agent,
     validate,
 )
+from daedalus.api.resume import resume
 from daedalus.api.runs import (
     LoadedRun,
     describe_agent,
@@ -70,10 +74,12 @@ from daedalus.api.session import (
 
 __all__ = [
     "CompareRow",
+    "bootstrap_iqm_ci",
     "compare_runs",
     "format_comparison",
     "plot_comparison",
     "plot_run",
+    "write_run_plots",
     "DEFAULT_RUNS_DIR",
     "BatchResult",
     "LoadedRun",
@@ -100,6 +106,7 @@ __all__ = [
     "project_modules",
     "remove_module",
     "replay",
+    "resume",
     "runs_table",
     "seed_everything",
     "show_run",
@@ -109,4 +116,5 @@ __all__ = [
     "train_sequence",
     "validate",
     "write_default_profile",
+    "write_report",
 ]

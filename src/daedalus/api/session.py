@@ -147,9 +147,6 @@ def train_resolved(
     """
     import yaml
 
-    from daedalus.tracking.metrics import CSVMetricWriter, MetricLogger
-    from daedalus.tracking.progress import _ACTIVE, Progress
-
     profile = resolved.profile
     batch_id = batch_id or os.environ.get("DAEDALUS_BATCH_ID")
     text = yaml.safe_dump({profile.profile_id: resolved.resolved_dict()}, sort_keys=False)
@@ -161,22 +158,78 @@ def train_resolved(
             "env_id": profile.env_id,
             "seed": profile.seed,
             "batch_id": batch_id,
+            "profile_sha256": text_digest(text),
         },
         text,
     )
-    sinks: list[Any] = [CSVMetricWriter(folder.path / "metrics.csv")]
-    sinks.extend(_optional_sinks(folder.path))
+    return run_session(resolved, folder, callbacks)
+
+
+@dataclass
+class ResumePoint:
+    """Where a resumed session starts (built by :func:`daedalus.api.resume.resume`)."""
+
+    checkpoint: Any  # daedalus.runs.store.CheckpointInfo
+    #: The checkpoint's session.json: journal steps, global RNG states, trailing returns, ...
+    session: dict[str, Any]
+    step: int
+    journal: Any  # daedalus.rollout.journal.EnvJournal, cut to the checkpoint
+    artifacts: dict[str, Any]
+
+
+def run_session(
+    resolved: ResolvedProfile,
+    folder: RunFolder,
+    callbacks: Sequence[Any] = (),
+    resume: ResumePoint | None = None,
+) -> RunResult:
+    """Train ``resolved`` in ``folder`` (new, or reopened for ``resume``) and save it whatever happens."""
+    from daedalus.rollout.journal import EnvJournal
+    from daedalus.runs.store import load_checkpoint_into
+    from daedalus.tracking.metrics import CSVMetricWriter, MetricLogger
+    from daedalus.tracking.progress import _ACTIVE, Progress
+
+    profile = resolved.profile
+    resume_step = resume.step if resume is not None else None
+    sinks: list[Any] = [CSVMetricWriter(folder.path / "metrics.csv", keep_until=resume_step)]
+    sinks.extend(_optional_sinks(folder.path, resume_step))
     logger = MetricLogger(sinks)
     total_steps = getattr(resolved.config, "total_steps", None)
     progress = Progress(
         profile.profile_id, total_steps if isinstance(total_steps, int) else None, live=_live_mode(), logger=logger
     )
-    artifacts: dict[str, Any] = {}
-    state: dict[str, Any] = {"steps": 0, "last_checkpoint": None}
+    artifacts: dict[str, Any] = resume.artifacts if resume is not None else {}
+    journal = resume.journal if resume is not None else EnvJournal(folder.path / "journal")
+    state: dict[str, Any] = {"steps": resume_step or 0, "last_checkpoint": None, "exact": True}
+    extras: dict[str, Any] = {}
+    if resume is not None:
+        extras["recent_returns"] = list(resume.session.get("recent_returns") or [])
+        extras["train_seconds"] = float(resume.session.get("train_seconds") or 0.0)
+        for key in ("loop", "last_update_metrics"):
+            if isinstance(resume.session.get(key), dict):
+                extras["loop_state" if key == "loop" else key] = resume.session[key]
     keep_last = getattr(resolved.config, "keep_last", None)
+    if resume is None:
+        write_code_fingerprint(folder.path, resolved)
 
     def save_callback(agent: Any, artifacts_: dict[str, Any], step: int, name: str) -> None:
-        info = folder.save_checkpoint(agent, name, step)
+        for sink in sinks:  # what was logged up to this checkpoint is on disk with it
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                flush()
+        session = {
+            "step": int(step),
+            "journal_steps": journal.flush(),
+            "exact": bool(state["exact"]),
+            "recent_returns": [float(r) for r in extras.get("recent_returns", [])],
+            "train_seconds": float(extras.get("train_seconds_now", extras.get("train_seconds", 0.0))),
+            "rng": global_rng_state(),
+        }
+        if isinstance(extras.get("loop_state"), dict):  # a stepwise loop: its episode counter
+            session["loop"] = extras["loop_state"]
+        if extras.get("last_update_metrics"):  # a replay loop logs its last update's numbers until the next
+            session["last_update_metrics"] = {str(k): float(v) for k, v in extras["last_update_metrics"].items()}
+        info = folder.save_checkpoint(agent, name, step, session=session)
         folder.write_artifacts(artifacts_)
         state["steps"] = max(int(state["steps"] or 0), int(step))
         state["last_checkpoint"] = name
@@ -189,18 +242,24 @@ def train_resolved(
     status, error = "failed", None
     started = time.perf_counter()
     _ACTIVE.append(progress)
-    print(f"run {folder.run_id}: training '{profile.agent_id}' on '{profile.env_id}' -> {folder.path}", flush=True)
-    stop = _StopOnce()
+    verb = f"resuming at step {resume_step} from checkpoint '{resume.checkpoint.name}'" if resume is not None else "training"
+    print(f"run {folder.run_id}: {verb} '{profile.agent_id}' on '{profile.env_id}' -> {folder.path}", flush=True)
+    hooks = Hooks()
+    stop = _StopOnce(hooks)
     previous_threads: int | None = None
     try:
         stop.install()
         seed_everything(profile.seed)
-        hooks = Hooks([*resolved.make_callbacks(), *callbacks])
+        hooks.callbacks = [*resolved.make_callbacks(), *callbacks]
         agent = make_agent(resolved)
         # After the agent is built: orthogonal initialisation (a QR) rounds differently with
         # another thread count. Held until the run is saved (final evaluation included), then
         # given back, so that a Python caller's next run starts as this one did.
         previous_threads = apply_torch_threads(resolved.config)
+        if resume is not None:
+            load_checkpoint_into(agent, resume.checkpoint)
+            set_global_rng_state(resume.session.get("rng") or {})
+            progress.steps = progress.start_steps = resume.step
         context = TrainContext(
             profile_id=profile.profile_id,
             agent_id=profile.agent_id,
@@ -220,6 +279,8 @@ def train_resolved(
             backend=profile.backend,
             hooks=hooks,
             resolve=resolved.resolve,
+            journal=journal,
+            extras=extras,
         )
         progress.start()
         wrapper = resolved.spec.training_wrapper
@@ -229,11 +290,13 @@ def train_resolved(
             wrapper(*args, context=context)
         else:
             wrapper(*args)
-        status = "completed"
+        status = "interrupted" if hooks.interrupt is not None else "completed"
     except KeyboardInterrupt:
         status = "interrupted"
+        state["exact"] = False  # stopped mid-update: the agent and the envs may be out of step
     except Exception as exc:
         status = "failed"
+        state["exact"] = False
         error = {
             "type": type(exc).__name__,
             "message": str(exc),
@@ -242,6 +305,7 @@ def train_resolved(
     finally:
         # From here on a signal never unwinds the save: the first one (when training had
         # completed) only cuts the final evaluation short, any other is noted and ignored.
+        hooks.graceful = False
         stop.stopping = status != "completed"
         _ACTIVE.remove(progress)
         progress.stop()
@@ -256,7 +320,7 @@ def train_resolved(
         if agent is not None:
             name = "final" if status in ("completed", "interrupted") else "last"
             try:
-                save_callback(agent, artifacts, steps, name)
+                save_callback(agent, artifacts, int(getattr(agent, "global_step", steps) or steps), name)
             except Exception as exc:  # saving must never lose the run record
                 error = error or {"type": type(exc).__name__, "message": f"saving the agent failed: {exc}"}
                 status = "failed"
@@ -266,6 +330,8 @@ def train_resolved(
         best, final = _returns_summary(artifacts, progress)
         extra = {"stop_reason": artifacts["stop_reason"]} if artifacts.get("stop_reason") else {}
         data = folder.finish(status, error=error, steps=steps, best_return=best, final_return=final, **extra)
+        if _plots_wanted():
+            _write_plots(folder.path)
         stop.restore()
         if previous_threads is not None:
             sys.modules["torch"].set_num_threads(previous_threads)
@@ -276,6 +342,8 @@ def train_resolved(
         line += f" (stopped early: {artifacts['stop_reason']})"
     if final is not None:
         line += f", final return {final:.2f}"
+    if status == "interrupted":
+        line += f" -- continue it with: daedalus resume {folder.path}"
     print(line + (f" -- error: {message}" if message else ""), flush=True)
     return RunResult(
         run_id=folder.run_id,
@@ -336,12 +404,38 @@ def seed_everything(seed: int | None) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def _optional_sinks(run_dir: Path) -> list[Any]:
+def _optional_sinks(run_dir: Path, resume_step: int | None = None) -> list[Any]:
     try:
         from daedalus.tracking.tensorboard import TensorBoardWriter
     except ImportError:  # pragma: no cover - shipped with the package
         return []
-    return [TensorBoardWriter(run_dir / "tb")]
+    writer = TensorBoardWriter(run_dir / "tb")
+    if resume_step is not None:
+        writer.purge_after(resume_step)
+    return [writer]
+
+
+def _plots_wanted() -> bool:
+    """Whether a finished session draws ``plots/`` (``DAEDALUS_PLOTS=0`` turns it off)."""
+    return os.environ.get("DAEDALUS_PLOTS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_PLOTS_UNAVAILABLE: list[str] = []  # said once per process
+
+
+def _write_plots(run_dir: Path) -> None:
+    """The run's learning curves into ``<run>/plots/`` (a problem is one printed line, never a failed run)."""
+    from daedalus.api.compare import write_run_plots
+    from daedalus.errors import DaedalusError, MissingDependencyError
+
+    try:
+        write_run_plots(run_dir, smooth=10)
+    except MissingDependencyError as exc:
+        if not _PLOTS_UNAVAILABLE:
+            _PLOTS_UNAVAILABLE.append(str(exc))
+            print(f"plots: not drawn: {exc}", flush=True)
+    except DaedalusError as exc:
+        print(f"plots: not drawn: {exc}", flush=True)
 
 
 def _live_mode() -> bool | None:
@@ -358,16 +452,20 @@ def _accepts(func: Callable[..., Any], name: str) -> bool:
 
 
 class _StopOnce:
-    """SIGINT/SIGTERM while a run trains: the first one stops training, later ones never tear the save.
+    """SIGINT/SIGTERM while a run trains: stop cleanly, then harder, and never tear the save.
 
-    While ``stopping`` is false a signal raises KeyboardInterrupt (and sets ``stopping``);
-    once it is true, signals are only acknowledged. Installed by :func:`train_resolved` in the
-    main thread only (signal handlers cannot be set elsewhere); :meth:`restore` puts the
-    previous handlers back.
+    The first signal, while a training loop that checks :attr:`Hooks.interrupt` runs (the
+    built-in training schedule), asks it to stop after the current update: the run ends
+    ``interrupted`` at a clean point and resumes exactly. A second signal (or the first, for
+    loops that do not check) raises KeyboardInterrupt at once. Once ``stopping`` is true
+    (the run is being saved), signals are only acknowledged. Installed by
+    :func:`run_session` in the main thread only (signal handlers cannot be set elsewhere);
+    :meth:`restore` puts the previous handlers back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hooks: Hooks | None = None) -> None:
         self.stopping = False
+        self.hooks = hooks
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -380,16 +478,106 @@ class _StopOnce:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if not self.stopping:
-            self.stopping = True
-            raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
-        print("already stopping: the run is being saved, please wait", file=sys.stderr, flush=True)
+        if self.stopping:
+            print("already stopping: the run is being saved, please wait", file=sys.stderr, flush=True)
+            return
+        hooks = self.hooks
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        if hooks is not None and hooks.graceful and hooks.interrupt is None:
+            hooks.interrupt = name
+            print(f"{name}: stopping after the current update (again to stop at once)", file=sys.stderr, flush=True)
+            return
+        self.stopping = True
+        raise _Interrupted() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def restore(self) -> None:
         """Put back the handlers that were there before :meth:`install`."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+
+# --------------------------------------------------------------------------- resume state
+
+
+def text_digest(text: str) -> str:
+    """sha256 of a text (UTF-8), hex."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Python's, NumPy's and torch's global generator states, as JSON."""
+    import random
+
+    import numpy as np
+
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    out: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, [int(k) for k in keys], int(position), int(has_gauss), float(cached)],
+    }
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].get_rng_state().tolist()
+    return out
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`global_rng_state` saved (a malformed entry is a RunError)."""
+    import random
+
+    import numpy as np
+
+    from daedalus.errors import RunError
+
+    try:
+        if "python" in state:
+            version, internal, gauss = state["python"]
+            random.setstate((int(version), tuple(int(k) for k in internal), gauss))
+        if "numpy" in state:
+            kind, keys, position, has_gauss, cached = state["numpy"]
+            np.random.set_state((str(kind), np.asarray(keys, dtype=np.uint32), int(position), int(has_gauss), float(cached)))
+        if "torch" in state:
+            import torch
+
+            torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise RunError(f"the checkpoint's random generator states are damaged ({exc}); resume from another checkpoint.") from None
+
+
+def code_fingerprint(resolved: ResolvedProfile) -> dict[str, Any]:
+    """What the run's code was: sha256 of every daedalus source file and of the user code the
+    profile names (agent, env, wrappers, callbacks, loss), plus library versions."""
+    import hashlib
+    import inspect as inspect_
+
+    from daedalus.api.resolve import code_references
+    from daedalus.runs.store import versions
+
+    files: dict[str, str] = {}
+    package = Path(__file__).resolve().parents[1]  # src/daedalus
+    for path in sorted(package.rglob("*.py")):
+        files[f"daedalus/{path.relative_to(package).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for key, ref in code_references(resolved.profile):
+        try:
+            source = inspect_.getsourcefile(resolved.resolve(ref))
+        except Exception:  # noqa: BLE001 - a ref that is not plain Python code: nothing to hash
+            continue
+        if source and Path(source).is_file() and package not in Path(source).resolve().parents:
+            files[f"{key}: {source}"] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    return {"files": files, "versions": versions()}
+
+
+def write_code_fingerprint(run_dir: Path, resolved: ResolvedProfile) -> None:
+    """``<run>/code.json``: :func:`code_fingerprint` (a resume compares against it)."""
+    from daedalus.runs.io import atomic_write_json
+
+    try:
+        atomic_write_json(run_dir / "code.json", code_fingerprint(resolved))
+    except OSError as exc:  # a resume then only warns that it cannot compare
+        print(f"note: code.json not written ({exc})", file=sys.stderr, flush=True)
 
 
 def _returns_summary(artifacts: dict[str, Any], progress: Any) -> tuple[float | None, float | None]:

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from daedalus import api
+from daedalus.cli.report_cmd import register as register_report
+from daedalus.cli.tune_cmd import register as register_tune
 from daedalus.errors import DaedalusError
 
 app = typer.Typer(
@@ -99,6 +101,27 @@ def batch(
     _load_modules()
     result = api.batch(file, runs_dir=runs_dir, parallel=parallel, overrides=set_ or [])
     _finish(result.results)
+
+
+@app.command()
+def resume(
+    run: Annotated[str, typer.Argument(help="Run folder, run id or unique id prefix.")],
+    total_steps: Annotated[int | None, typer.Option("--total-steps", min=1, help="Train up to this many steps (to extend a finished run).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint to resume from (default: the newest one that resumes exactly).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Resume even though the code, library versions or profile changed since the run was trained.")] = False,
+    runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
+    trust_code: TrustOpt = False,
+) -> None:
+    """Continue an interrupted, crashed or finished run in its own folder, exactly where it stopped.
+
+    Weights, optimizers, random generators, counters, the envs (replayed from the run's env
+    journal), metrics.csv and TensorBoard all continue from the checkpoint; see docs/runs.md.
+    """
+    _load_modules()
+    result = api.resume(
+        run, runs_dir=runs_dir, total_steps=total_steps, checkpoint=checkpoint, force=force, trust_code=trust_code
+    )
+    _finish([result])
 
 
 def _finish(results: list[api.RunResult]) -> None:
@@ -225,7 +248,8 @@ def runs_compare(
     threshold: Annotated[float | None, typer.Option(help="Also report the training time to the first evaluation >= this return.")] = None,
     by: Annotated[str, typer.Option(help="run.json key to group runs by (e.g. agent_id, env_id).")] = "profile_id",
     fmt: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
-    plot: Annotated[Path | None, typer.Option(help="Also draw learning curves (mean ± std per group) to this PNG (needs daedalus[plot]).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw learning curves (one line and band per group) to this PNG (needs daedalus[plot]).")] = None,
+    band: Annotated[str, typer.Option(help="Band of --plot: std (mean ± std over runs) or iqm (interquartile mean with a bootstrapped 95% interval, rliable-style).")] = "std",
     x: Annotated[str, typer.Option(help="x axis of --plot: steps or time (training seconds).")] = "steps",
     smooth: Annotated[int, typer.Option(min=1, help="Moving-average window of --plot, in evaluation points.")] = 1,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
@@ -234,7 +258,7 @@ def runs_compare(
     rows, corrupt = api.compare_runs(runs or (), profile=profile, batch=batch_id, runs_dir=runs_dir, threshold=threshold, by=by)
     print(api.format_comparison(rows, fmt, threshold))
     if plot is not None:
-        api.plot_comparison(rows, plot, x=x, smooth=smooth)
+        api.plot_comparison(rows, plot, x=x, smooth=smooth, band=band)
         print(f"curves: {plot}", file=sys.stderr)
     if corrupt:
         print(f"({corrupt} corrupt run(s) left out; 'daedalus runs show RUN' says what is wrong)", file=sys.stderr)
@@ -358,6 +382,11 @@ def _print_table(headers: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+# Commands that live in their own module, each with its api counterpart.
+register_report(app)
+register_tune(app)
 
 
 def main(argv: list[str] | None = None) -> None:

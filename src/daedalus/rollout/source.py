@@ -24,6 +24,7 @@ from daedalus.rollout.contract import (
     StepBatch,
     Trajectory,
 )
+from daedalus.rollout.journal import EnvJournal
 from daedalus.rollout.worker import RolloutWorker
 
 __all__ = ["LocalSource", "SingleEnv", "local_source", "play_episodes"]
@@ -60,22 +61,56 @@ class LocalSource:
         self.obs: np.ndarray | None = None
         self._policy_state: Any = None
         self._episode_envs: list[Any] = []
+        #: Records every reset and action for exact resume (set by the run; see :mod:`daedalus.rollout.journal`).
+        self.journal: EnvJournal | None = None
+        self._env_time_offset = 0.0  # env time spent replaying a journal: not training time
 
     @property
     def env_time(self) -> float:
         """Seconds inside ``env.step`` / ``env.reset`` of the training envs (measured by the worker)."""
-        return float(self.worker.env_time)
+        return float(self.worker.env_time) - self._env_time_offset
 
     # ------------------------------------------------------------------ step level
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Reset every env copy; the next :meth:`sample` continues from the returned observations."""
-        self.obs = self._transform(self.worker.reset(seed=seed), update=True)
+        """Reset every env copy; the next :meth:`sample` continues from the returned observations.
+
+        In a resumed run (a journal with records to replay) this instead brings the envs back
+        to where the interrupted run left them: the recorded resets and actions are stepped
+        again, without the policy.
+        """
+        replay = self.journal.take_replay() if self.journal is not None else None
+        if replay is not None:
+            return self._replay(*replay)
+        obs = self.worker.reset(seed=seed)
+        if self.journal is not None:
+            self.journal.record_reset(seed)
+        self.obs = self._transform(obs, update=True)
+        self._policy_state = None
+        return self.obs
+
+    def _replay(self, resets: list[dict[str, Any]], actions: np.ndarray) -> np.ndarray:
+        start_time = self.worker.env_time
+        at = {int(r["at_step"]): r["seed"] for r in resets}
+        obs = None
+        for index in range(len(actions) + 1):
+            if index in at:
+                obs = self.worker.reset(seed=at[index])
+            if index < len(actions):
+                obs = self.worker.step(actions[index]).obs
+        if obs is None:
+            raise RuntimeError("the env journal has no reset to start from")
+        self._env_time_offset += self.worker.env_time - start_time
+        # The statistics of an observation transform were saved after they had seen this
+        # observation: normalize it with them, without counting it twice.
+        self.obs = self._transform(obs, update=False)
         self._policy_state = None
         return self.obs
 
     def step(self, env_actions: np.ndarray) -> StepBatch:
         """One step of every row; observations in the result are already transformed."""
+        if self.journal is not None:
+            self.journal.record(env_actions)
         batch = self.worker.step(env_actions)
         if self.obs_transform is not None:
             ended = batch.terminated | batch.truncated
@@ -112,7 +147,7 @@ class LocalSource:
         state = self._policy_state  # per row; continues across calls, restarts with each episode
         clock = time.perf_counter
         # Without an observation transform the worker's step is this source's step: call it directly.
-        step = self.worker.step if self.obs_transform is None else self.step
+        step = self.worker.step if self.obs_transform is None and self.journal is None else self.step
         for t in range(num_steps):
             obs = self.obs
             if obs_buf is None:
@@ -212,6 +247,7 @@ def local_source(
     seed: int | None = None,
     backend: str = "local",
     obs_transform: ObsTransform | None = None,
+    journal: EnvJournal | None = None,
 ) -> LocalSource:
     """The rollout source a profile asks for: ``num_envs`` copies vectorized as ``vectorization``,
     stepped in this process (``backend: local``) or in one child process (``subprocess``)."""
@@ -224,7 +260,9 @@ def local_source(
         raise ValueError(f"unknown rollout backend {backend!r}: use 'local' or 'subprocess'")
     build = partial(make_vec_env, make_env, num_envs, env_id, env_args, vectorization, seed)
     worker = SubprocessWorker(build) if backend == "subprocess" else SerialWorker(build())
-    return LocalSource(worker, make_env, obs_transform)
+    source = LocalSource(worker, make_env, obs_transform)
+    source.journal = journal
+    return source
 
 
 def _only_group(policies: Mapping[str, Policy]) -> Policy:

@@ -45,6 +45,8 @@ from daedalus.runs.io import atomic_write_bytes, atomic_write_json, atomic_write
 
 RUN_FILE = "run.json"
 PROFILE_FILE = "profile.yaml"
+#: In a checkpoint folder: what a resume needs besides the agent (JSON).
+SESSION_FILE = "session.json"
 CHECKPOINTS = "checkpoints"
 STATUSES = ("running", "completed", "interrupted", "failed", "crashed")
 _RESTORE = (
@@ -324,15 +326,45 @@ class RunFolder:
         self._write(data)
         return data
 
+    def reopen(self, resume: dict[str, Any]) -> dict[str, Any]:
+        """Mark a stopped run ``running`` again for a resume; ``resume`` is appended to ``resumes``.
+
+        The error and stop reason of the previous session are cleared; ``duration_s`` keeps
+        counting only the time spent in sessions (see :meth:`finish`).
+        """
+        data = self.read()
+        for key in ("error", "stop_reason"):
+            data.pop(key, None)
+        previous = as_finite_float(data.get("duration_s"))
+        if previous is None:  # crashed: it never finished; count up to its last checkpoint
+            started = as_finite_float(data.get("session_started_at", data.get("started_at")))
+            saved = as_finite_float(resume.get("checkpoint_saved_at"))
+            previous = (as_finite_float(data.get("previous_duration_s")) or 0.0) + (
+                max(saved - started, 0.0) if started is not None and saved is not None else 0.0
+            )
+        now = time.time()
+        resumes = data.get("resumes")
+        resumes = list(resumes) if isinstance(resumes, list) else []
+        data.update(
+            status="running", pid=os.getpid(), host=socket.gethostname(), finished_at=None, duration_s=None,
+            previous_duration_s=round(previous, 3), session_started_at=now, resumes=[*resumes, resume],
+        )
+        self._write(data)
+        return data
+
     def finish(self, status: str, error: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        """Mark the run ``completed`` / ``interrupted`` / ``failed`` with its timings."""
+        """Mark the run ``completed`` / ``interrupted`` / ``failed`` with its timings.
+
+        ``duration_s`` is the wall time of the run's sessions: for a resumed run, the time
+        before the resume plus this session's (not the time it lay stopped).
+        """
         assert status in STATUSES, status
         data = self.read()
         now = time.time()
         data.update(fields)
         # A hand-edited run.json may hold anything here; the run still finishes.
-        started = as_finite_float(data.get("started_at"))
-        duration = round(now - started, 3) if started is not None else None
+        started = as_finite_float(data.get("session_started_at", data.get("started_at")))
+        duration = round(now - started + (as_finite_float(data.get("previous_duration_s")) or 0.0), 3) if started is not None else None
         data.update(status=status, finished_at=now, duration_s=duration)
         if error is not None:
             data["error"] = error
@@ -380,12 +412,14 @@ class RunFolder:
         """``<run>/checkpoints``."""
         return self.path / CHECKPOINTS
 
-    def save_checkpoint(self, agent: Any, name: str, step: int) -> CheckpointInfo:
+    def save_checkpoint(self, agent: Any, name: str, step: int, session: dict[str, Any] | None = None) -> CheckpointInfo:
         """Snapshot ``agent`` into ``checkpoints/<name>``, replacing an older one atomically.
 
         The new folder is built aside (``.tmp-*``) and swapped in with SIGINT/SIGTERM held
         back, so a Ctrl-C at any moment leaves exactly one complete ``<name>`` and no
-        temporary folder. Leftovers of a killed process are removed first.
+        temporary folder. Leftovers of a killed process are removed first. ``session`` (JSON:
+        what a resume needs besides the agent, see :mod:`daedalus.api.resume`) goes to
+        ``session.json`` in the same folder.
         """
         from daedalus.agents.base import TensorAgent, to_torch
 
@@ -424,6 +458,8 @@ class RunFolder:
                         )
                     atomic_write_bytes(tmp / "agent.bin", bytes(blob))
                     meta["format"] = "bytes"
+            if session is not None:
+                atomic_write_json(tmp / SESSION_FILE, session)
             atomic_write_json(tmp / "meta.json", meta)
             with _signals_deferred():
                 self._swap_in(tmp, final)

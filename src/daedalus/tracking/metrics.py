@@ -13,12 +13,33 @@ from daedalus.types import MetricSink
 class CSVMetricWriter:
     """One row per :meth:`log` call in ``metrics.csv``; a new metric name widens the header."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_until: int | None = None) -> None:
         self.path = Path(path)
         self.columns: list[str] = ["step"]
         self.rows: list[dict[str, Any]] = []
         self._handle: Any = None
         self._writer: Any = None
+        if keep_until is not None:
+            self._continue(keep_until)
+
+    def _continue(self, keep_until: int) -> None:
+        """A resumed run: keep the existing rows up to step ``keep_until`` (later ones were
+        logged after the checkpoint the run resumes from) and rewrite the file with them."""
+        if not self.path.is_file():
+            return
+        with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.DictReader(handle)
+            for name in reader.fieldnames or []:
+                if name not in self.columns:
+                    self.columns.append(name)
+            for row in reader:
+                try:
+                    step = int(float(row.get("step") or "nan"))
+                except ValueError:
+                    continue
+                if step <= keep_until:
+                    self.rows.append({k: v for k, v in row.items() if k in self.columns and v not in (None, "")})
+        self._rewrite()
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Append a row; rewrite the file when a column appears for the first time."""

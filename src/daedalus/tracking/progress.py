@@ -33,6 +33,8 @@ class Progress:
         self.live = self.stream.isatty() if live is None else live
         self.interval_s = interval_s
         self.steps = 0
+        #: Steps done before this session (a resumed run): not counted in steps/s.
+        self.start_steps = 0
         self.episodes = 0
         self.last_return: float | None = None
         self.recent_returns: list[float] = []
@@ -81,7 +83,7 @@ class Progress:
     def steps_per_second(self) -> float:
         """Average steps per second since :meth:`start`."""
         elapsed = time.perf_counter() - self.started
-        return self.steps / elapsed if elapsed > 0 else 0.0
+        return (self.steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
 
     @property
     def mean_return(self) -> float | None:

@@ -14,8 +14,10 @@ Record framing (TFRecord)::
 
 Event encoding (the subset of ``tensorflow/core/util/event.proto`` used here)::
 
-    Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+    Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+              SessionLog session_log = 7; }
     Summary { repeated Value value = 1; }
+    SessionLog { SessionStatus status = 1; }  (START = 1: a resumed run's purge marker)
     Value   { string tag = 1; float simple_value = 2; }
 """
 
@@ -90,6 +92,9 @@ _EVENT_WALL_TIME = b"\x09"  # 1, fixed64 (double)
 _EVENT_STEP = b"\x10"  # 2, varint (int64)
 _EVENT_FILE_VERSION = b"\x1a"  # 3, length-delimited
 _EVENT_SUMMARY = b"\x2a"  # 5, length-delimited
+_EVENT_SESSION_LOG = b"\x3a"  # 7, length-delimited (SessionLog)
+_SESSION_LOG_STATUS = b"\x08"  # SessionLog.status = 1, varint (enum)
+_SESSION_LOG_START = 1  # SessionLog.SessionStatus.START
 _SUMMARY_VALUE = b"\x0a"  # Summary.value = 1, length-delimited
 _VALUE_TAG = b"\x0a"  # Summary.Value.tag = 1, length-delimited
 _VALUE_SIMPLE_VALUE = b"\x15"  # Summary.Value.simple_value = 2, fixed32 (float)
@@ -224,6 +229,21 @@ class TensorBoardWriter:
             ):
                 self._write_buffer()
                 self._last_write = now
+
+    def purge_after(self, step: int) -> None:
+        """Tell TensorBoard to drop what earlier files of this folder logged after ``step``.
+
+        A resumed run continues from its checkpoint at ``step``; the interrupted process may
+        have logged beyond it. A ``SessionLog(START)`` event at ``step + 1`` makes TensorBoard
+        discard earlier events with ``step >= step + 1`` (what ``SummaryWriter(purge_step=...)``
+        writes), so the curve has no duplicated steps.
+        """
+        session_log = _SESSION_LOG_STATUS + _varint(_SESSION_LOG_START)
+        record = _record(_event(time.time(), int(step) + 1, _length_delimited(_EVENT_SESSION_LOG, session_log)))
+        with self._lock:
+            self._check_open()
+            self._buffer += record
+            self._write_buffer()
 
     def flush(self) -> None:
         """Write every pending record to disk."""
