@@ -41,6 +41,8 @@ PROFILE_KEYS: dict[str, str] = {
     "device": "cpu, cuda, cuda:N or auto",
     "config": "mapping of agent and training parameters",
     "loop": "loop settings for stepwise agents",
+    "policies": "multi-agent: named policies, each {config: {...}, trainable: true, checkpoint: RUN[:POLICY]}",
+    "policy_mapping": "multi-agent: {agent name prefix: policy}; the longest matching prefix wins, '' matches everyone",
     "tune": "search space for 'daedalus tune': {learning_rate: {loguniform: [1.0e-5, 1.0e-2]}, ...}",
     "description": "free text",
 }
@@ -130,6 +132,10 @@ class Profile:
     description: str = ""
     #: The ``tune:`` section as written (bounds read as numbers); only ``daedalus tune`` uses it.
     tune: dict[str, Any] = field(default_factory=dict)
+    #: Multi-agent: the named policies (empty: one policy shared by every agent).
+    policies: dict[str, PolicySpec] = field(default_factory=dict)
+    #: Multi-agent: agent-name prefix -> policy name (see :func:`map_agents`).
+    policy_mapping: dict[str, str] = field(default_factory=dict)
     #: Where the profile came from (for messages and for resolving ``file.py:Obj`` refs).
     source: Path | None = None
     #: 1-based line of each key path, e.g. ``("config", "batch_size") -> 12``.
@@ -181,6 +187,10 @@ class Profile:
             out["loop"] = copy.deepcopy(self.loop)
         if self.tune:
             out["tune"] = copy.deepcopy(self.tune)
+        if self.policies:
+            out["policies"] = {name: spec.to_dict() for name, spec in self.policies.items()}
+        if self.policy_mapping:
+            out["policy_mapping"] = dict(self.policy_mapping)
         if self.description:
             out["description"] = self.description
         return out
@@ -410,6 +420,10 @@ def _build_profile(
     tune: dict[str, Any] = {}
     with problems.collect():
         tune = parse_search_space(raw.get("tune"), probe)[0]
+    policies: dict[str, PolicySpec] = {}
+    mapping: dict[str, str] = {}
+    with problems.collect():
+        policies, mapping = _parse_policies(raw.get("policies"), raw.get("policy_mapping"), probe)
 
     return Profile(
         profile_id=profile_id,
@@ -427,6 +441,8 @@ def _build_profile(
         loop=raw.get("loop"),
         description=raw.get("description", ""),
         tune=tune,
+        policies=policies,
+        policy_mapping=mapping,
         source=path,
         lines=own_lines,
         overridden=probe.overridden,
@@ -537,6 +553,119 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
         else:
             base[key] = copy.deepcopy(value)
     return base
+
+
+# --------------------------------------------------------------------------- policies (multi-agent)
+
+#: Keys of one entry of ``policies:``.
+POLICY_KEYS = ("config", "trainable", "checkpoint")
+#: The one policy of a profile without ``policies:`` (every agent shares it).
+SHARED_POLICY = "default"
+
+
+@dataclass
+class PolicySpec:
+    """One named policy of a multi-agent profile (an entry of ``policies:``).
+
+    ``config`` is merged over the profile's ``config`` for this policy; ``trainable: false``
+    freezes it; ``checkpoint`` (``RUN`` or ``RUN:POLICY``) starts it from another run's weights.
+    """
+
+    config: dict[str, Any] = field(default_factory=dict)
+    trainable: bool = True
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as written in a profile."""
+        out: dict[str, Any] = {"config": copy.deepcopy(self.config), "trainable": self.trainable}
+        if self.checkpoint is not None:
+            out["checkpoint"] = self.checkpoint
+        return out
+
+
+def _parse_policies(raw_policies: Any, raw_mapping: Any, profile: Profile) -> tuple[dict[str, PolicySpec], dict[str, str]]:
+    """Check ``policies:`` and ``policy_mapping:``; every problem at once, with its line and fix."""
+    problems = Problems()
+    policies: dict[str, PolicySpec] = {}
+    example = "policies: {adversary: {config: {learning_rate: 3.0e-4}}, prey: {}}"
+    if raw_policies is not None:
+        if not isinstance(raw_policies, dict) or not raw_policies:
+            raise profile.fail(("policies",), f"'policies' must be a non-empty mapping of names to policies, got {raw_policies!r}", f"Write e.g. '{example}'.")
+        for name, entry in raw_policies.items():
+            where = ("policies", str(name))
+            if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+                problems.add(profile.fail(where, f"policy name {name!r} must be letters, digits, '-', '_' or '.'", "Rename it."))
+                continue
+            entry = {} if entry is None else entry
+            if not isinstance(entry, dict):
+                problems.add(profile.fail(where, f"policy '{name}' must be a mapping, got {entry!r}", f"Write e.g. '{name}: {{config: {{learning_rate: 3.0e-4}}}}'."))
+                continue
+            unknown = [k for k in entry if k not in POLICY_KEYS]
+            for key in unknown:
+                problems.add(profile.fail(
+                    (*where, str(key)), f"unknown policy key '{key}'",
+                    f"{did_you_mean(str(key), POLICY_KEYS).strip() or 'Remove it.'} Policy keys: {', '.join(POLICY_KEYS)}.",
+                ))
+            config = entry.get("config") or {}
+            if not isinstance(config, dict):
+                problems.add(profile.fail((*where, "config"), f"'config' of policy '{name}' must be a mapping, got {config!r}", "Write e.g. 'config: {learning_rate: 3.0e-4}'."))
+                config = {}
+            trainable = entry.get("trainable", True)
+            if not isinstance(trainable, bool):
+                problems.add(profile.fail((*where, "trainable"), f"'trainable' of policy '{name}' must be true or false, got {trainable!r}", "Write 'trainable: false' to freeze it."))
+                trainable = True
+            checkpoint = entry.get("checkpoint")
+            if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
+                problems.add(profile.fail((*where, "checkpoint"), f"'checkpoint' of policy '{name}' must be 'RUN' or 'RUN:POLICY', got {checkpoint!r}", "Name a run folder or run id."))
+                checkpoint = None
+            policies[name] = PolicySpec(dict(config), trainable, checkpoint)
+    mapping: dict[str, str] = {}
+    if raw_mapping is not None:
+        if not isinstance(raw_mapping, dict) or not raw_mapping:
+            raise profile.fail(("policy_mapping",), f"'policy_mapping' must be a mapping of agent-name prefixes to policy names, got {raw_mapping!r}", "Write e.g. 'policy_mapping: {adversary_: adversary, agent_: prey}'.")
+        if not policies:
+            problems.add(profile.fail(("policy_mapping",), "'policy_mapping' names policies, but the profile has no 'policies' section", f"Add one, e.g. '{example}'."))
+        for prefix, name in raw_mapping.items():
+            where = ("policy_mapping", str(prefix))
+            if not isinstance(prefix, str):
+                problems.add(profile.fail(where, f"prefix {prefix!r} must be a string ('' matches every agent)", "Quote it."))
+            elif not isinstance(name, str) or (policies and name not in policies):
+                problems.add(profile.fail(
+                    where, f"prefix '{prefix}' maps to {name!r}, which is not a policy of this profile",
+                    f"Use one of: {', '.join(policies) or '(none: add a policies section)'}.{did_you_mean(str(name), list(policies))}",
+                ))
+            else:
+                mapping[prefix] = name
+    elif len(policies) > 1:
+        problems.add(profile.fail(("policies",), f"{len(policies)} policies but no 'policy_mapping' saying which agents each one acts for", "Add e.g. 'policy_mapping: {adversary_: adversary, agent_: prey}' (the longest matching prefix wins)."))
+    problems.raise_if_any()
+    return policies, mapping
+
+
+def map_agents(agents: Sequence[str], mapping: Mapping[str, str], where: str = "policy_mapping") -> dict[str, list[str]]:
+    """Policy name -> the agents it acts for, each agent mapped by the **longest** prefix of its name.
+
+    ``""`` matches every agent (the fallback). An agent that no prefix matches is an error listing
+    the env's agent names and the prefixes. Policies keep the order in which ``mapping`` names
+    them; agents keep the env's order. (Coltra sorts by policy-name length instead, so that
+    ``{"a": p, "ab": q}`` can map ``"abc"`` to ``p``; here it maps to ``q``.)
+    """
+    prefixes = sorted(mapping, key=len, reverse=True)
+    groups: dict[str, list[str]] = {name: [] for name in dict.fromkeys(mapping.values())}
+    unmatched = []
+    for agent in agents:
+        prefix = next((p for p in prefixes if agent.startswith(p)), None)
+        if prefix is None:
+            unmatched.append(agent)
+        else:
+            groups[mapping[prefix]].append(agent)
+    if unmatched:
+        listed = ", ".join(repr(p) for p in mapping)
+        raise ProfileError(
+            f"{where}: no prefix matches agent(s) {', '.join(unmatched)} (the env's agents: {', '.join(agents)}; "
+            f"prefixes: {listed}). Add a prefix for them, or '' to send every other agent to one policy."
+        )
+    return {name: members for name, members in groups.items() if members}
 
 
 # --------------------------------------------------------------------------- search spaces (tune:)

@@ -147,9 +147,16 @@ def _in_project(module_name: str, project_modules: tuple[str, ...]) -> bool:
     )
 
 
+#: Environment packages trusted like Gymnasium ids (the ``daedalus[ma]`` extra): a run folder may
+#: name their envs (``mpe2:simple_spread_v3``, ``pettingzoo.classic:tictactoe_v3``).
+TRUSTED_ENV_PACKAGES = ("pettingzoo", "mpe2")
+
+
 def _refuse_untrusted(ref: str, module_part: str) -> None:
     policy = _UNTRUSTED.get()
     if policy is None:
+        return
+    if module_part.split(".")[0] in TRUSTED_ENV_PACKAGES:
         return
     if module_part.endswith(".py"):
         reason = f"it names the file '{module_part}', which would be imported and run"
@@ -347,6 +354,11 @@ def agent_spec_from_object(obj: Any, ref: str) -> AgentSpec:
         "(the value register_agent() returns), at a StepAgent subclass, or at a class with "
         "get_default_parameters/act/memorize/update."
     )
+
+
+def env_registered(env_id: str) -> bool:
+    """Whether ``env_id`` was registered with :func:`register_env`."""
+    return env_id in _ENVS
 
 
 def get_env_factory(env_id: str, base_dir: Path | None = None) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["compute_gae", "compute_mc_returns", "compute_nstep_returns", "shift_values"]
+__all__ = ["agent_gae", "compute_gae", "compute_mc_returns", "compute_nstep_returns", "shift_values"]
 
 
 def shift_values(values: np.ndarray, last_values: np.ndarray) -> np.ndarray:
@@ -125,3 +125,80 @@ def compute_nstep_returns(
             returns[t] += last_step * discount * bootstrap[k]
             running = running & ~done[k]
     return returns
+
+
+def agent_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    valid: np.ndarray,
+    final_values: np.ndarray,
+    last_values: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GAE per agent row over the steps at which the agent acted (``valid``): ``(advantages, returns)``.
+
+    Multi-agent rows are not acting at every step: an agent waits for its turn (turn-based
+    games), is dead until its copy resets, or has not appeared yet. Each row is therefore read
+    as the sequence of its valid steps, and what happens at its invalid steps is folded into the
+    valid step before them:
+
+    - rewards that arrive at invalid steps belong to the agent's last action (e.g. the loss a
+      tic-tac-toe player receives when the opponent completes a line);
+    - an episode end (``terminated`` / ``truncated``) at an invalid step ends the episode of that
+      last action; a truncation bootstraps from ``final_values`` at the step it happened;
+    - the next value of a valid step is the value at the agent's next valid step of the same
+      episode, or ``last_values`` (V of the row's observation after the rollout) when the
+      rollout ends first.
+
+    Rewards at invalid steps *before* an agent's first action of an episode belong to no
+    action and are dropped. With every step valid this is :func:`compute_gae` with
+    ``next_values`` taken from ``values``, ``final_values`` and ``last_values``. Arrays are
+    ``(num_steps, rows)``; advantages and returns at invalid steps are 0.
+    """
+    rewards = np.asarray(rewards, dtype=np.float32)
+    values = np.asarray(values, dtype=np.float32)
+    terminated = np.asarray(terminated, dtype=bool)
+    truncated = np.asarray(truncated, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    final_values = np.asarray(final_values, dtype=np.float32)
+    rows = rewards.shape[1]
+    advantages = np.zeros_like(rewards)
+    # What follows the current step of each row, scanning backwards:
+    next_value = np.asarray(last_values, dtype=np.float32).copy()  # value at the next valid step
+    next_advantage = np.zeros(rows, dtype=np.float32)
+    # Outcome of the invalid steps between a valid step and the next valid one.
+    pending_reward = np.zeros(rows, dtype=np.float32)
+    pending_end = np.zeros(rows, dtype=bool)  # the episode ended among them
+    pending_terminal = np.zeros(rows, dtype=bool)
+    pending_final = np.zeros(rows, dtype=np.float32)  # bootstrap value when it was truncated
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        acted = valid[t]
+        ended = terminated[t] | truncated[t]
+        # Invalid steps: an episode end restarts what is pending (later rewards belong to the
+        # next episode, before this agent acted in it); other rewards add up.
+        waiting = ~acted
+        restart = waiting & ended
+        pending_reward = np.where(restart, rewards[t], np.where(waiting, pending_reward + rewards[t], pending_reward))
+        pending_end = np.where(restart, True, pending_end)
+        pending_terminal = np.where(restart, terminated[t], pending_terminal)
+        pending_final = np.where(restart, final_values[t], pending_final)
+        # Valid steps: the step's own end, else what happened before the next valid step.
+        own_end = ended
+        reward = rewards[t] + np.where(own_end, 0.0, pending_reward)
+        episode_end = own_end | pending_end
+        terminal = np.where(own_end, terminated[t], pending_terminal)
+        bootstrap = np.where(own_end, final_values[t], pending_final)
+        following = np.where(episode_end, np.where(terminal, 0.0, bootstrap), next_value)
+        delta = reward + gamma * following - values[t]
+        advantage = delta + gamma * gae_lambda * np.where(episode_end, 0.0, next_advantage)
+        advantages[t] = np.where(acted, advantage, 0.0)
+        next_advantage = np.where(acted, advantage, next_advantage).astype(np.float32)
+        next_value = np.where(acted, values[t], next_value).astype(np.float32)
+        pending_reward = np.where(acted, 0.0, pending_reward).astype(np.float32)
+        pending_end = np.where(acted, False, pending_end)
+        pending_terminal = np.where(acted, False, pending_terminal)
+    returns = np.where(valid, advantages + values, 0.0).astype(np.float32)
+    return advantages, returns

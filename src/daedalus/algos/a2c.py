@@ -144,7 +144,8 @@ def train_a2c(
     loss_fn = custom_loss(context, config.loss, a2c_loss)
     train_on_policy(
         env_factory, agent, config, artifacts, save_callback, context,
-        lambda agent_, batch, progress_remaining: a2c_update(agent, batch, config, loss_fn),
+        # Several policies (a multi-agent PolicySet): each one updates with its own config.
+        lambda agent_, batch, progress_remaining: a2c_update(agent_, batch, config if agent_ is agent else agent_.config, loss_fn),  # type: ignore[arg-type]
     )
     return agent
 

@@ -165,8 +165,12 @@ class TrainingSchedule:
         env_factory: Callable[[int | None], Any],
         artifacts: dict[str, Any],
         timing: Any,
+        evaluator: Callable[[int, bool, int | None], tuple[float, float, tuple[float, ...], dict[str, float]]] | None = None,
     ) -> None:
         self.agent, self.config, self.context = agent, config, context
+        #: ``evaluator(n_episodes, deterministic, seed) -> (mean, std, returns, extra metrics)``;
+        #: default: :func:`daedalus.evaluation.evaluate` of the agent on ``env_factory`` copies.
+        self.evaluator = evaluator
         self.env_factory, self.artifacts, self.timing = env_factory, artifacts, timing
         self.evaluations: list[dict[str, float]] = artifacts.setdefault("evaluations", [])
         self.best_return = max((e["mean_return"] for e in self.evaluations), default=-np.inf)
@@ -259,18 +263,24 @@ class TrainingSchedule:
         from daedalus.evaluation import evaluate
 
         config, agent = self.config, self.agent
-        result = evaluate(agent, self.env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=self.eval_seed)
-        mean, std = float(result.mean_return), float(result.std_return)
+        extra: dict[str, float] = {}
+        if self.evaluator is not None:
+            mean, std, returns, extra = self.evaluator(config.eval_episodes, config.eval_deterministic, self.eval_seed)
+        else:
+            result = evaluate(agent, self.env_factory, n_episodes=config.eval_episodes, deterministic=config.eval_deterministic, seed=self.eval_seed)
+            mean, std, returns = float(result.mean_return), float(result.std_return), tuple(result.returns)
         train_seconds += self.time_offset
-        self.evaluations.append({"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds})
-        self.context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std})
+        entry = {"step": agent.global_step, "mean_return": mean, "std_return": std, "train_seconds": train_seconds}
+        entry.update({key.removeprefix("eval/"): value for key, value in extra.items()})
+        self.evaluations.append(entry)
+        self.context.logger.log(agent.global_step, {"eval/mean_return": mean, "eval/std_return": std, **extra})
         if mean > self.best_return:
             self.best_return = mean
             self.checkpoint("best")
         if config.target_return is not None and mean >= config.target_return and self.stop_reason is None:
             self.stop_reason = f"target_return {config.target_return:g} reached (evaluation mean {mean:.2f})"
         if self.hooks:
-            self.hooks.emit("on_eval", EvalEnd(agent.global_step, mean, std, tuple(result.returns), train_seconds))
+            self.hooks.emit("on_eval", EvalEnd(agent.global_step, mean, std, returns, train_seconds))
         return self.stop_reason is not None or self.hooks.stop_reason is not None
 
     def checkpoint(self, name: str) -> None:

@@ -333,6 +333,13 @@ def train_on_policy(
     Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
     """
+    from daedalus.algos.multi_policy import PolicySet, train_policy_set
+
+    if isinstance(agent, PolicySet):  # a multi-agent env: several policies at once
+        if context is None:
+            raise ValueError("training several policies needs the run's context (daedalus train, or daedalus.train())")
+        train_policy_set(env_factory, agent, config, artifacts, context, update, ActorCriticPolicy)
+        return agent
     context = context or default_context(agent.algo, env_factory, artifacts, save_callback, num_envs=8)
     previous_threads = set_torch_threads(config.torch_threads)
     # Observations are normalized as they leave the envs (VecNormalize's place), so the

@@ -211,9 +211,11 @@ def train_ppo(
     loss_fn = custom_loss(context, config.loss, ppo_loss)
 
     def update(agent_: ActorCriticAgent, batch: RolloutBatch, progress_remaining: float) -> dict[str, float]:
+        # Several policies (a multi-agent PolicySet): each one updates with its own config.
+        own: PPOConfig = config if agent_ is agent else agent_.config  # type: ignore[assignment]
         # Clip range schedule (SB3's lin_0.2) when anneal_clip.
-        clip_coef = config.clip_coef * (progress_remaining if config.anneal_clip else 1.0)
-        metrics = ppo_update(agent, batch, config, clip_coef, loss_fn)
+        clip_coef = own.clip_coef * (progress_remaining if own.anneal_clip else 1.0)
+        metrics = ppo_update(agent_, batch, own, clip_coef, loss_fn)
         metrics["charts/clip_coef"] = clip_coef
         return metrics
 

@@ -43,6 +43,12 @@ class ResolvedProfile:
     flatten_observations: bool = False
     #: One factory per entry of the profile's ``callbacks``: a fresh callback object per run.
     callback_factories: list[Callable[[], Any]] = field(default_factory=list)
+    #: Multi-agent (PettingZoo) profiles: policy name -> the env's agents it acts for.
+    groups: dict[str, list[str]] | None = None
+    #: Policy name -> (one agent's observation space, action space).
+    group_spaces: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: Policy name -> its typed config (the profile's ``config`` with the policy's own over it).
+    policy_configs: dict[str, Any] = field(default_factory=dict)
 
     def make_callbacks(self) -> list[Any]:
         """Fresh callback objects for one training session."""
@@ -143,7 +149,10 @@ def validate(profile: Profile) -> ResolvedProfile:
         make_env = env_factory_for(profile)
         env = make_env(None)
         try:
-            observation_space, action_space = env.observation_space, env.action_space
+            from daedalus.envs.pettingzoo import is_pettingzoo
+
+            if not is_pettingzoo(env):  # multi-agent envs are resolved below, group by group
+                observation_space, action_space = env.observation_space, env.action_space
         finally:
             env.close()
     except RegistryError as exc:
@@ -156,8 +165,20 @@ def validate(profile: Profile) -> ResolvedProfile:
             f"creating environment '{profile.env_id}' failed: {type(exc).__name__}: {exc}",
             "Check env_id and env_args (and that the env's optional packages are installed).",
         ))
+    multi: _MultiAgent | None = None
+    if make_env is not None and observation_space is None and spec is not None:
+        with problems.collect():
+            multi = _resolve_multi_agent(profile, spec, make_env)
+        if multi is not None:
+            observation_space, action_space = next(iter(multi.spaces.values()))
+    elif profile.policies or profile.policy_mapping:
+        problems.add(profile.fail(
+            ("policies" if profile.policies else "policy_mapping",),
+            f"'{profile.env_id}' is a single-agent environment; policies and policy_mapping are for multi-agent (PettingZoo) envs",
+            "Remove them, or use a PettingZoo env (env_id: mpe2:simple_spread_v3, ...).",
+        ))
     flatten = False
-    if spec is not None and observation_space is not None:
+    if spec is not None and observation_space is not None and multi is None:
         with problems.collect():
             flatten = check_spaces(profile, spec, observation_space, action_space)
         if flatten:
@@ -174,7 +195,76 @@ def validate(profile: Profile) -> ResolvedProfile:
             check_code_fields(profile, config)
     problems.raise_if_any()
     assert spec is not None
-    return ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten, callback_factories)
+    resolved = ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten, callback_factories)
+    if multi is not None:
+        resolved.groups, resolved.group_spaces, resolved.policy_configs = multi.groups, multi.spaces, multi.configs
+    return resolved
+
+
+#: Agents that train several policies on multi-agent envs.
+MULTI_AGENT_ALGOS = ("ppo", "a2c")
+
+
+@dataclass
+class _MultiAgent:
+    groups: dict[str, list[str]]
+    spaces: dict[str, tuple[Any, Any]]
+    configs: dict[str, Any]
+
+
+def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[int | None], Any]) -> _MultiAgent | None:
+    """Groups, spaces and per-policy configs of a PettingZoo profile (None: not a PettingZoo env)."""
+    from daedalus.config import SHARED_POLICY, map_agents
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv, is_pettingzoo
+
+    env = make_env(None)
+    try:
+        if not is_pettingzoo(env):
+            return None
+        agents = list(env.possible_agents)
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
+    problems = Problems()
+    if spec.agent_id not in MULTI_AGENT_ALGOS:
+        raise profile.fail(
+            ("agent_id",),
+            f"agent '{profile.agent_id}' does not train on multi-agent environments ('{profile.env_id}' has agents "
+            f"{', '.join(agents)})", f"Use one of: {', '.join(MULTI_AGENT_ALGOS)}.",
+        )
+    if profile.backend != "local":
+        raise profile.fail(("rollout", "backend"), "multi-agent envs run in this process only for now", "Write 'rollout: {backend: local}'.")
+    names = list(profile.policies) or [SHARED_POLICY]
+    mapping = dict(profile.policy_mapping) or {"": names[0]}
+    try:
+        groups = map_agents(agents, mapping)
+    except ProfileError as exc:
+        raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("policies",), str(exc).rstrip("."), "") from None
+    unused = [name for name in names if name not in groups]
+    if unused:
+        problems.add(profile.fail(
+            ("policy_mapping",), f"no agent is mapped to polic{'ies' if len(unused) > 1 else 'y'} {', '.join(unused)} (agents: {', '.join(agents)})",
+            "Map a prefix to it, or remove it from 'policies'.",
+        ))
+    try:
+        probe = NamedMultiAgentVecEnv(make_env, 1, groups)
+    except DaedalusError as exc:
+        raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("env_id",), str(exc).rstrip("."), "") from None
+    try:
+        spaces = {name: (probe.observation_spaces[name], probe.action_spaces[name]) for name in groups}
+    finally:
+        probe.close()
+    configs: dict[str, Any] = {}
+    for name in groups:
+        with problems.collect():
+            check_spaces(profile, spec, *spaces[name])
+        own = profile.policies[name].config if name in profile.policies else {}
+        with problems.collect():
+            if spec.config_class is not None:
+                configs[name] = build_config(spec.config_class, {**profile.config, **own}, profile)
+    problems.raise_if_any()
+    return _MultiAgent(groups, spaces, configs)
 
 
 def resolve_callbacks(profile: Profile) -> list[Callable[[], Any]]:
@@ -342,7 +432,14 @@ def load(
 
 
 def make_agent(resolved: ResolvedProfile) -> Any:
-    """Call the agent factory with the arguments its parameter names ask for."""
+    """Call the agent factory with the arguments its parameter names ask for.
+
+    A multi-agent profile gives a :class:`~daedalus.algos.multi_policy.PolicySet`: one agent per
+    policy, each built for its group's spaces and its own config (and started from another run's
+    weights when the policy names a ``checkpoint``).
+    """
+    if resolved.groups is not None:
+        return _make_policy_set(resolved)
     space_obs, space_act = resolved.observation_space, resolved.action_space
     shape = getattr(space_obs, "shape", None)
     available: dict[str, Any] = {
@@ -381,6 +478,54 @@ def make_agent(resolved: ResolvedProfile) -> Any:
                 f"provide. Factory parameters are matched by name from: {', '.join(sorted(available))}."
             )
     return factory(**kwargs)
+
+
+def _make_policy_set(resolved: ResolvedProfile) -> Any:
+    import dataclasses
+
+    from daedalus.algos.multi_policy import PolicySet
+
+    assert resolved.groups is not None
+    agents = {}
+    for name in resolved.groups:
+        observation_space, action_space = resolved.group_spaces[name]
+        single = dataclasses.replace(
+            resolved, observation_space=observation_space, action_space=action_space,
+            config=resolved.policy_configs.get(name, resolved.config), groups=None,
+        )
+        agents[name] = make_agent(single)
+    policies = resolved.profile.policies
+    policy_set = PolicySet(agents, resolved.groups, {name: policies[name].trainable if name in policies else True for name in agents})
+    for name in agents:
+        ref = policies[name].checkpoint if name in policies else None
+        if ref is not None:
+            _load_policy_checkpoint(policy_set, name, ref, resolved.profile)
+    return policy_set
+
+
+def _load_policy_checkpoint(policy_set: Any, name: str, ref: str, profile: Profile) -> None:
+    """Start policy ``name`` from ``RUN[:POLICY]``'s final (else newest) checkpoint."""
+    from safetensors.torch import load_file
+
+    from daedalus.runs.io import read_json
+    from daedalus.runs.store import resolve_run
+
+    run, _, source = ref.partition(":") if not Path(ref).exists() else (ref, "", "")
+    where = ("policies", name, "checkpoint")
+    try:
+        folder = resolve_run(run, Path("runs"))
+        info = folder.checkpoint(None)
+        if info.format != "safetensors":
+            raise DaedalusError(f"its checkpoint '{info.name}' is not a built-in agent's")
+        tensors = load_file(str(info.path / "weights.safetensors"))
+        state = read_json(info.path / "state.json")
+        saved = state.get("policies") if isinstance(state, dict) else None
+        source = source or (next(iter(saved)) if isinstance(saved, dict) and len(saved) == 1 else name)
+        if not isinstance(saved, dict):
+            raise DaedalusError("it is not a multi-agent run (no policies in its checkpoint)")
+        policy_set.load_policy(name, tensors, state, source)
+    except (DaedalusError, ValueError, OSError) as exc:
+        raise profile.fail(where, f"policy '{name}' cannot start from '{ref}': {exc}", "Name a multi-agent run folder or id, optionally ':POLICY'.") from None
 
 
 # --------------------------------------------------------------------------- trust

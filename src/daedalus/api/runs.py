@@ -183,11 +183,11 @@ def evaluate_run(
 
     Returns ``(EvalResult, path of eval.json)``. ``trust_code``: see :func:`load_run`.
     """
-    from daedalus.evaluation import evaluate
+    from daedalus.api.session import evaluate_agent
     from daedalus.runs.io import read_json
 
     loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
-    result = evaluate(loaded.agent, loaded.resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+    result = evaluate_agent(loaded.resolved, loaded.agent, episodes, deterministic, seed)
     eval_file = loaded.path / "eval.json"
     history: list[Any] = []
     if eval_file.is_file():

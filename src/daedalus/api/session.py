@@ -370,12 +370,10 @@ def final_evaluation(resolved: ResolvedProfile, agent: Any, artifacts: dict[str,
     episodes = getattr(resolved.config, "final_eval_episodes", 0)
     if not isinstance(episodes, int) or episodes <= 0:
         return
-    from daedalus.evaluation import evaluate
-
     deterministic = bool(getattr(resolved.config, "eval_deterministic", True))
     seed = (resolved.profile.seed or 0) + 100_000
     try:
-        result = evaluate(agent, resolved.make_env, n_episodes=episodes, deterministic=deterministic, seed=seed)
+        result = evaluate_agent(resolved, agent, episodes, deterministic, seed)
     except Exception as exc:  # the trained agent is saved regardless; say what went wrong
         artifacts["final_evaluation_error"] = f"{type(exc).__name__}: {exc}"
         print(f"evaluation failed: {type(exc).__name__}: {exc}", flush=True)
@@ -384,6 +382,27 @@ def final_evaluation(resolved: ResolvedProfile, agent: Any, artifacts: dict[str,
     artifacts["final_evaluation"] = entry
     folder.write_json("eval.json", {"latest": entry, "history": [entry]})
     print(f"evaluation: {result.format()}", flush=True)
+
+
+def evaluate_agent(resolved: ResolvedProfile, agent: Any, n_episodes: int, deterministic: bool = True, seed: int | None = None) -> Any:
+    """Evaluate ``agent`` on fresh copies of the profile's env (episode ``i`` seeded ``seed + i``).
+
+    A single-agent profile gives an :class:`~daedalus.evaluation.EvalResult`; a multi-agent one a
+    :class:`~daedalus.rollout.multiagent.MultiAgentEvaluation` (team return, per policy, per agent).
+    Both have ``mean_return``, ``std_return``, ``format()`` and ``to_dict()``.
+    """
+    if resolved.groups is not None:
+        from types import SimpleNamespace
+
+        from daedalus.algos.on_policy import ActorCriticPolicy
+        from daedalus.rollout.multiagent import evaluate_policies
+
+        policies = {name: ActorCriticPolicy(policy) for name, policy in agent.policies.items()}
+        context = SimpleNamespace(make_env=resolved.make_env)
+        return evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed)
+    from daedalus.evaluation import evaluate
+
+    return evaluate(agent, resolved.make_env, n_episodes=n_episodes, deterministic=deterministic, seed=seed)
 
 
 def seed_everything(seed: int | None) -> None:

@@ -35,7 +35,13 @@ def env_factory_for(
     the profile's seed; ``make_env(None)`` leaves it unseeded.
     """
     base = profile.base_dir
-    factory = get_env_factory(profile.env_id, base)
+    pettingzoo = _pettingzoo_factory(profile)
+    if pettingzoo is not None and profile.wrappers:
+        raise RegistryError(
+            f"'{profile.env_id}' is a PettingZoo environment; wrappers apply to Gymnasium environments only. "
+            "Remove 'wrappers' (or wrap the env in your own pkg.mod:make_env)."
+        )
+    factory = pettingzoo or get_env_factory(profile.env_id, base)
     wrappers = [(w.ref, get_wrapper(w.ref, base), w.args) for w in profile.wrappers]
     env_args = {**profile.env_args, **extra_env_args}
 
@@ -60,9 +66,36 @@ def env_factory_for(
             from gymnasium.wrappers import FlattenObservation
 
             env = FlattenObservation(env)
-        if seed is not None:
+        if seed is not None and pettingzoo is None:  # PettingZoo copies are seeded by their first reset
             env.reset(seed=seed)
             env.action_space.seed(seed)
         return env
 
     return make_env
+
+
+def _pettingzoo_factory(profile: Profile) -> Callable[..., Any] | None:
+    """``factory(**env_args)`` when ``env_id`` names a PettingZoo env module (``mpe2:simple_spread_v3``)."""
+    from types import ModuleType
+
+    from daedalus.registry import env_registered, is_ref, resolve_ref
+
+    env_id = profile.env_id
+    if env_registered(env_id) or not is_ref(env_id) or env_id.rpartition(":")[0].endswith(".py"):
+        return None
+    try:
+        obj = resolve_ref(env_id, profile.base_dir)  # the trust rules apply (a TrustError goes up)
+    except RegistryError:
+        obj = None
+    if obj is not None and not (isinstance(obj, ModuleType) and (hasattr(obj, "parallel_env") or hasattr(obj, "env"))):
+        return None
+    module = env_id.partition(":")[0]
+    if obj is None and module.split(".")[0] not in ("mpe2", "pettingzoo"):
+        return None
+
+    def factory(**env_args: Any) -> Any:
+        from daedalus.envs.pettingzoo import make_pettingzoo
+
+        return make_pettingzoo(env_id, env_args)
+
+    return factory

@@ -68,8 +68,8 @@ class ArrayMultiAgentEnv(Protocol):
 
     The episode of an env copy ends when every agent is terminated or truncated; an agent that
     is done earlier keeps receiving observations, but its transitions until the reset are
-    marked invalid and not trained on. Adapters (PettingZoo, agent names) live at the edges and
-    produce this layout.
+    marked invalid and not trained on. PettingZoo envs, with agent names and groups, have their own
+    vector env (:class:`daedalus.envs.pettingzoo.NamedMultiAgentVecEnv`).
     """
 
     num_agents: int

@@ -1,0 +1,382 @@
+"""Multi-agent rollout source: PettingZoo env copies, agents in named groups, one policy per group.
+
+:class:`MultiAgentSource` drives a :class:`~daedalus.envs.pettingzoo.NamedMultiAgentVecEnv` and
+honours the collection contract with several groups: ``sample(policies, num_steps)`` calls each
+group's policy once per step for all of its rows (every copy's agents of that group) and returns
+one :class:`~daedalus.rollout.contract.Trajectory` per group. ``valid`` marks the rows whose agent
+acted (dead, not yet present and, in turn-based games, waiting agents are invalid); learners use
+:func:`daedalus.returns.agent_gae`. :func:`evaluate_policies` plays whole episodes for evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from daedalus.envs.pettingzoo import GroupStep, NamedMultiAgentVecEnv, parse_row_name
+from daedalus.rollout.contract import Policy, Trajectory
+from daedalus.rollout.journal import EnvJournal
+
+__all__ = ["MultiAgentEvaluation", "MultiAgentSource", "evaluate_policies", "multi_agent_source", "pettingzoo_source"]
+
+#: ``transform(obs, update) -> obs`` per group (a policy's preprocessing: flattening, normalization).
+Transforms = Mapping[str, Callable[[np.ndarray, bool], np.ndarray]]
+_TRAILING = 20  # episodes in the trailing means of per-group returns
+
+
+class MultiAgentSource:
+    """A rollout source over named groups of agents (see the module docstring)."""
+
+    def __init__(self, envs: NamedMultiAgentVecEnv, transforms: Transforms | None = None, journal: EnvJournal | None = None) -> None:
+        self.envs = envs
+        self.transforms = dict(transforms or {})
+        self.journal = journal
+        self.num_envs = envs.num_envs
+        self.groups = dict(envs.groups)
+        self.num_rows = dict(envs.num_rows)
+        #: One agent's spaces per group.
+        self.observation_spaces = dict(envs.observation_spaces)
+        self.action_spaces = dict(envs.action_spaces)
+        self.env_time = 0.0
+        self.inference_time = 0.0
+        self.obs: dict[str, np.ndarray] | None = None
+        self._team_returns: list[float] = []
+        self._group_returns: dict[str, list[float]] = {name: [] for name in self.groups}
+        self._action_layout: list[tuple[str, tuple[int, ...], np.dtype[Any]]] = []
+
+    # ------------------------------------------------------------------ step level
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Reset every copy (copy ``i`` with ``seed + i``); a resumed run replays its journal instead."""
+        replay = self.journal.take_replay() if self.journal is not None else None
+        start = time.perf_counter()
+        if replay is not None:
+            raw = self._replay(*replay)  # not training time: env_time is left as it was
+            self.obs = {name: self._transform(name, obs, update=False) for name, obs in raw.items()}
+            return self.obs
+        raw = self.envs.reset(seed=seed)
+        self.env_time += time.perf_counter() - start
+        if self.journal is not None:
+            self.journal.record_reset(seed)
+        self.obs = {name: self._transform(name, obs, update=True) for name, obs in raw.items()}
+        return self.obs
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, GroupStep]:
+        """One step of every copy; observations in the result are transformed."""
+        if self.journal is not None:
+            self.journal.record(self._pack(actions))
+        start = time.perf_counter()
+        steps = self.envs.step(actions)
+        self.env_time += time.perf_counter() - start
+        first = next(iter(steps.values()))
+        if len(first.team_returns):
+            self._team_returns.extend(first.team_returns.tolist())
+        for name, result in steps.items():
+            if len(result.episode_returns):
+                kept = self._group_returns[name]
+                kept.extend(result.episode_returns.tolist())
+                del kept[:-_TRAILING]
+            if name in self.transforms:
+                ended = result.terminated | result.truncated
+                result.final_obs = self._transform(name, result.final_obs, update=False) if ended.any() else result.obs
+                result.obs = self._transform(name, result.obs, update=True)
+        self.obs = {name: result.obs for name, result in steps.items()}
+        return steps
+
+    def _transform(self, name: str, obs: np.ndarray, update: bool) -> np.ndarray:
+        transform = self.transforms.get(name)
+        return obs if transform is None else transform(obs, update)
+
+    # ------------------------------------------------------------------ rollout level
+
+    def sample(self, policies: Mapping[str, Policy], num_steps: int, policy_version: int = 0) -> dict[str, Trajectory]:
+        """``num_steps`` steps of every copy, each group acting with its policy (one ``act`` per group per step)."""
+        if num_steps < 1:
+            raise ValueError(f"sample(): num_steps must be >= 1, got {num_steps}")
+        missing = [name for name in self.groups if name not in policies]
+        if missing:
+            raise ValueError(f"sample(): no policy for group(s) {', '.join(missing)} (groups: {', '.join(self.groups)})")
+        if self.obs is None:
+            self.reset()
+        assert self.obs is not None
+        buffers: dict[str, dict[str, Any]] = {}
+        for t in range(num_steps):
+            actions: dict[str, np.ndarray] = {}
+            outputs = {}
+            start = time.perf_counter()
+            for name in self.groups:
+                out = policies[name].act(self.obs[name])
+                outputs[name] = out
+                actions[name] = out.to_env()
+            self.inference_time += time.perf_counter() - start
+            obs_before = self.obs
+            steps = self.step(actions)
+            for name, result in steps.items():
+                out = outputs[name]
+                buf = buffers.get(name)
+                if buf is None:
+                    buf = buffers[name] = _allocate(num_steps, obs_before[name], np.asarray(out.actions), out.log_probs is not None, out.values is not None)
+                buf["obs"][t] = obs_before[name]
+                buf["next_obs"][t] = np.where(
+                    ((result.terminated | result.truncated)[(...,) + (None,) * (result.obs.ndim - 1)]), result.final_obs, result.obs
+                )
+                buf["actions"][t] = out.actions
+                if "log_probs" in buf:
+                    buf["log_probs"][t] = out.log_probs
+                if "values" in buf:
+                    buf["values"][t] = out.values
+                buf["rewards"][t] = result.rewards
+                buf["terminated"][t] = result.terminated
+                buf["truncated"][t] = result.truncated
+                buf["valid"][t] = result.valid
+                if len(result.episode_returns):
+                    buf["returns"].append(result.episode_returns)
+                    buf["lengths"].append(result.episode_lengths)
+        trajectories = {}
+        for name, buf in buffers.items():
+            extras: dict[str, np.ndarray] = {key: buf[key] for key in ("log_probs", "values") if key in buf}
+            trajectories[name] = Trajectory(
+                obs=buf["obs"], actions=buf["actions"], rewards=buf["rewards"], terminated=buf["terminated"],
+                truncated=buf["truncated"], valid=buf["valid"], next_obs=buf["next_obs"], last_obs=self.obs[name],
+                extras=extras, group=name, policy_version=policy_version,
+                episode_returns=np.concatenate(buf["returns"]) if buf["returns"] else np.zeros(0, dtype=np.float64),
+                episode_lengths=np.concatenate(buf["lengths"]) if buf["lengths"] else np.zeros(0, dtype=np.int64),
+            )
+        return trajectories
+
+    def take_team_returns(self) -> np.ndarray:
+        """Team returns (all agents of a copy summed) of the copy episodes finished since the last call."""
+        out = np.asarray(self._team_returns, dtype=np.float64)
+        self._team_returns.clear()
+        return out
+
+    def agent_metrics(self) -> dict[str, float]:
+        """``charts/<group>/episode_return``: each group's mean return per agent over its last 20 agent-episodes."""
+        return {
+            f"charts/{name}/episode_return": float(np.mean(returns))
+            for name, returns in self._group_returns.items() if returns
+        }
+
+    def close(self) -> None:
+        """Close the env copies."""
+        self.envs.close()
+
+    # ------------------------------------------------------------------ journal (exact resume)
+
+    def _pack(self, actions: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Every group's actions as one float64 vector (exact for the int and float32 actions used)."""
+        return np.concatenate([
+            np.asarray(actions[name], dtype=np.float64).reshape(-1) for name, _, _ in self._action_space_layout()
+        ])
+
+    def _unpack(self, record: np.ndarray) -> dict[str, np.ndarray]:
+        out, offset = {}, 0
+        for name, shape, dtype in self._action_space_layout():
+            size = int(np.prod(shape, dtype=np.int64))
+            out[name] = record[offset : offset + size].reshape(shape).astype(dtype)
+            offset += size
+        return out
+
+    def _action_space_layout(self) -> list[tuple[str, tuple[int, ...], np.dtype[Any]]]:
+        if not self._action_layout:
+            layout = []
+            for name in self.groups:
+                space = self.envs.action_spaces[name]
+                shape = (self.num_rows[name], *(space.shape or ()))
+                layout.append((name, shape, np.dtype(space.dtype)))
+            self._action_layout = layout
+        return self._action_layout
+
+    def _replay(self, resets: list[dict[str, Any]], records: np.ndarray) -> dict[str, np.ndarray]:
+        at = {int(r["at_step"]): r["seed"] for r in resets}
+        raw: dict[str, np.ndarray] | None = None
+        for index in range(len(records) + 1):
+            if index in at:
+                raw = self.envs.reset(seed=at[index])
+            if index < len(records):
+                steps = self.envs.step(self._unpack(records[index]))
+                raw = {name: result.obs for name, result in steps.items()}
+        if raw is None:
+            raise RuntimeError("the env journal has no reset to start from")
+        return raw
+
+
+def _allocate(num_steps: int, obs: np.ndarray, actions: np.ndarray, log_probs: bool, values: bool) -> dict[str, Any]:
+    rows = obs.shape[0]
+    buf: dict[str, Any] = {
+        "obs": np.empty((num_steps, *obs.shape), dtype=obs.dtype),
+        "next_obs": np.empty((num_steps, *obs.shape), dtype=obs.dtype),
+        "actions": np.empty((num_steps, *actions.shape), dtype=actions.dtype),
+        "rewards": np.empty((num_steps, rows), dtype=np.float32),
+        "terminated": np.empty((num_steps, rows), dtype=bool),
+        "truncated": np.empty((num_steps, rows), dtype=bool),
+        "valid": np.empty((num_steps, rows), dtype=bool),
+        "returns": [],
+        "lengths": [],
+    }
+    if log_probs:
+        buf["log_probs"] = np.empty((num_steps, rows), dtype=np.float32)
+    if values:
+        buf["values"] = np.empty((num_steps, rows), dtype=np.float32)
+    return buf
+
+
+def pettingzoo_source(
+    env_id: str,
+    num_envs: int = 8,
+    env_args: Mapping[str, Any] | None = None,
+    policy_mapping: Mapping[str, str] | None = None,
+    seed: int | None = 0,
+    transforms: Transforms | None = None,
+) -> MultiAgentSource:
+    """A source over ``num_envs`` copies of a PettingZoo env, for scripts (Coltra's ``collect_crowd_data``)::
+
+        source = pettingzoo_source("mpe2:simple_spread_v3", num_envs=8, env_args={"continuous_actions": False})
+        data = source.sample({"default": policy}, num_steps=100)   # {"default": Trajectory}
+
+    ``policy_mapping`` (agent-name prefix -> group, longest prefix wins) defaults to one group,
+    ``"default"``, holding every agent.
+    """
+    from daedalus.config import SHARED_POLICY, map_agents
+    from daedalus.envs.pettingzoo import make_pettingzoo
+
+    args = dict(env_args or {})
+
+    def make_env(copy_seed: int | None) -> Any:
+        return make_pettingzoo(env_id, args)
+
+    probe = make_env(None)
+    try:
+        agents = list(probe.possible_agents)
+    finally:
+        probe.close()
+    groups = map_agents(agents, policy_mapping or {"": SHARED_POLICY})
+    return MultiAgentSource(NamedMultiAgentVecEnv(make_env, num_envs, groups, seed=seed), transforms)
+
+
+def multi_agent_source(context: Any, groups: Mapping[str, list[str]], transforms: Transforms | None = None) -> MultiAgentSource:
+    """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``."""
+    envs = NamedMultiAgentVecEnv(context.make_env, context.num_envs, groups, seed=context.seed)
+    return MultiAgentSource(envs, transforms, context.journal)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class MultiAgentEvaluation:
+    """Returns of ``n`` whole episodes: the team's (every agent of a copy summed) and each agent's."""
+
+    team_returns: list[float]
+    #: Agent name (without the copy) -> its return in each episode it took part in.
+    agent_returns: dict[str, list[float]] = field(default_factory=dict)
+    #: Agent name -> the policy that acted for it.
+    policy_of: dict[str, str] = field(default_factory=dict)
+    team_lengths: list[int] = field(default_factory=list)
+
+    @property
+    def mean_team_return(self) -> float:
+        """Mean team return over the episodes."""
+        return float(np.mean(self.team_returns)) if self.team_returns else float("nan")
+
+    @property
+    def std_team_return(self) -> float:
+        """Population standard deviation of the team return."""
+        return float(np.std(self.team_returns)) if self.team_returns else float("nan")
+
+    @property
+    def mean_return(self) -> float:
+        """The team return's mean (what runs list and the training schedule call the return)."""
+        return self.mean_team_return
+
+    @property
+    def std_return(self) -> float:
+        """The team return's standard deviation."""
+        return self.std_team_return
+
+    @property
+    def returns(self) -> list[float]:
+        """Team returns, in the order the episodes finished."""
+        return list(self.team_returns)
+
+    def format(self) -> str:
+        """``team return -52.10 ± 8.31 over 20 episodes | adversary: 12.40 per agent | ...``."""
+        parts = [f"team return {self.mean_team_return:.2f} ± {self.std_team_return:.2f} over {len(self.team_returns)} episodes"]
+        policies = self.policy_means()
+        if len(policies) > 1 or len(self.agent_returns) > 1:
+            parts += [f"{name}: {value:.2f} per agent" for name, value in policies.items()]
+            parts.append("agents: " + ", ".join(f"{agent} {value:.2f}" for agent, value in self.agent_means().items()))
+        return " | ".join(parts)
+
+    def policy_means(self) -> dict[str, float]:
+        """Per policy: the mean return of one of its agents (over its agents and the episodes)."""
+        out: dict[str, list[float]] = {}
+        for agent, returns in self.agent_returns.items():
+            out.setdefault(self.policy_of.get(agent, "?"), []).extend(returns)
+        return {name: float(np.mean(values)) for name, values in out.items() if values}
+
+    def agent_means(self) -> dict[str, float]:
+        """Per agent: its mean return."""
+        return {agent: float(np.mean(values)) for agent, values in self.agent_returns.items() if values}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON: team mean ± std, per policy and per agent means, and the raw returns."""
+        return {
+            "episodes": len(self.team_returns),
+            "mean_return": self.mean_team_return,
+            "std_return": self.std_team_return,
+            "team_returns": list(self.team_returns),
+            "policies": self.policy_means(),
+            "agents": self.agent_means(),
+        }
+
+
+def evaluate_policies(
+    context: Any,
+    groups: Mapping[str, list[str]],
+    policies: Mapping[str, Policy],
+    n_episodes: int,
+    deterministic: bool = True,
+    seed: int | None = None,
+    transforms: Transforms | None = None,
+    num_envs: int = 8,
+) -> MultiAgentEvaluation:
+    """Play ``n_episodes`` whole episodes on fresh copies (copy ``i`` reset with ``seed + i``), each
+    group acting with its policy; the first ``n_episodes`` copy-episodes to finish are counted."""
+    envs = NamedMultiAgentVecEnv(context.make_env, max(1, min(n_episodes, num_envs)), groups, seed=seed)
+    if transforms is None:
+        found = {name: _policy_transform(policy) for name, policy in policies.items()}
+        transforms = {name: transform for name, transform in found.items() if transform is not None}
+    result = MultiAgentEvaluation([], {}, {agent: name for name, agents in groups.items() for agent in agents})
+    try:
+        raw = envs.reset(seed=seed)
+        while len(result.team_returns) < n_episodes:
+            actions = {}
+            for name, obs in raw.items():
+                transform = transforms.get(name)
+                out = policies[name].act(obs if transform is None else transform(obs, False), None, deterministic=deterministic)
+                actions[name] = out.to_env()
+            steps = envs.step(actions)
+            first = next(iter(steps.values()))
+            for name, step in steps.items():
+                for row, value in zip(step.episode_rows.tolist(), step.episode_returns.tolist(), strict=True):
+                    agent, _ = parse_row_name(envs.row_names[name][row])
+                    result.agent_returns.setdefault(agent, []).append(float(value))
+            for value, length in zip(first.team_returns.tolist(), first.team_lengths.tolist(), strict=True):
+                if len(result.team_returns) < n_episodes:
+                    result.team_returns.append(float(value))
+                    result.team_lengths.append(int(length))
+            raw = {name: step.obs for name, step in steps.items()}
+    finally:
+        envs.close()
+    return result
+
+
+def _policy_transform(policy: Any) -> Callable[[np.ndarray, bool], np.ndarray] | None:
+    agent = getattr(policy, "agent", None)
+    preprocess = getattr(agent, "preprocess", None)
+    return None if preprocess is None else (lambda obs, update: preprocess(obs, update_stats=False))

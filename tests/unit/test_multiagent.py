@@ -1,0 +1,211 @@
+"""Multi-agent training: policy mapping by longest prefix, profile checks, per-agent GAE, and
+PettingZoo runs (mpe2's simple_spread and simple_tag) through train, evaluate, resume, compare
+and the run plots. The env edge (naming, masking, AEC turns) is in test_pettingzoo_env.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import daedalus
+from daedalus import api
+from daedalus.config import map_agents, profile_from_dict
+from daedalus.errors import ProfileError
+from daedalus.returns import agent_gae, compute_gae
+from tests.conftest import write
+from tests.unit.test_resume import SigtermAt
+
+pytest.importorskip("mpe2")
+
+SPREAD = """
+spread:
+  agent_id: ppo
+  env_id: mpe2:simple_spread_v3
+  env_args: {N: 3, max_cycles: 25, continuous_actions: false}
+  num_envs: 2
+  seed: 1
+  config: {total_steps: 1200, num_steps: 50, eval_every_steps: 600, eval_episodes: 2, final_eval_episodes: 3,
+           checkpoint_every_steps: 300, keep_last: 20, log_every_steps: 200, torch_threads: 1}
+"""
+
+TAG = """
+tag:
+  agent_id: ppo
+  env_id: mpe2:simple_tag_v3
+  env_args: {max_cycles: 25, continuous_actions: false}
+  num_envs: 2
+  seed: 2
+  policies:
+    chaser: {}
+    prey: {config: {learning_rate: 1.0e-3, hidden_sizes: [32]}}
+  policy_mapping: {adversary_: chaser, agent_: prey}
+  config: {total_steps: 1200, num_steps: 50, eval_every_steps: 600, eval_episodes: 2, final_eval_episodes: 3,
+           checkpoint_every_steps: 300, keep_last: 20, log_every_steps: 200, torch_threads: 1}
+"""
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def test_longest_prefix_wins_whatever_the_order_or_policy_names() -> None:
+    agents = ["adversary_0", "adversary_1", "agent_0", "abc", "zed"]
+    # "a" and "ad" and "adversary_1" overlap: each agent takes its longest matching prefix.
+    mapping = {"a": "short", "ad": "zz_long_policy_name", "adversary_1": "b", "": "rest"}
+    assert map_agents(agents, mapping) == {
+        "short": ["agent_0", "abc"],
+        "zz_long_policy_name": ["adversary_0"],
+        "b": ["adversary_1"],
+        "rest": ["zed"],
+    }
+    # Coltra's bug (sorting by policy-name length) would send "abc" to "a_very_long_name".
+    assert map_agents(["abc"], {"ab": "p", "a": "a_very_long_name"}) == {"p": ["abc"]}
+
+
+def test_no_matching_prefix_lists_the_agents_and_the_prefixes() -> None:
+    with pytest.raises(ProfileError) as info:
+        map_agents(["pursuer_0", "pursuer_1", "evader_0"], {"pursuer_": "p"})
+    message = str(info.value)
+    assert "evader_0" in message and "pursuer_0, pursuer_1, evader_0" in message and "'pursuer_'" in message
+    assert "''" in message  # the fix: a catch-all prefix
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"policies": {"a": {}, "b": {}}}, "no 'policy_mapping'"),
+        ({"policies": {"a": {}}, "policy_mapping": {"": "b"}}, "not a policy of this profile"),
+        ({"policy_mapping": {"": "a"}}, "has no 'policies' section"),
+        ({"policies": {"a": {"trainable": "yes"}}}, "must be true or false"),
+        ({"policies": {"a": {"learning_rate": 1}}}, "unknown policy key 'learning_rate'"),
+    ],
+)
+def test_policy_sections_are_checked_at_load(fields: dict, match: str) -> None:
+    with pytest.raises(ProfileError, match=match):
+        profile_from_dict("p", {"agent_id": "ppo", "env_id": "mpe2:simple_tag_v3", **fields})
+
+
+def test_profile_errors_name_the_env_and_the_fix() -> None:
+    tag = {"agent_id": "ppo", "env_id": "mpe2:simple_tag_v3", "env_args": {"continuous_actions": False}}
+    # Adversaries see 16 numbers, the prey 14: one shared policy cannot take both.
+    with pytest.raises(ProfileError, match=r"adversary_0.*agent_0|separate groups"):
+        api.validate(profile_from_dict("p", tag))
+    with pytest.raises(ProfileError, match="does not train on multi-agent environments"):
+        api.validate(profile_from_dict("p", {**tag, "agent_id": "dqn"}))
+    with pytest.raises(ProfileError, match="no prefix matches agent"):
+        api.validate(profile_from_dict("p", {**tag, "policies": {"c": {}}, "policy_mapping": {"adversary_": "c"}}))
+    with pytest.raises(ProfileError, match="single-agent environment"):
+        api.validate(profile_from_dict("p", {"agent_id": "ppo", "env_id": "CartPole-v1", "policies": {"a": {}}}))
+
+
+# --------------------------------------------------------------------------- per-agent GAE
+
+
+def test_agent_gae_by_hand_for_turns_deaths_and_cuts() -> None:
+    gamma, lam = 0.9, 0.8
+    # Row 0 moves first; the opponent's winning move (t=3, not row 0's turn) ends the game: its
+    # -1 belongs to row 0's last move (t=2). Row 1 moves second; the 5 before its first move
+    # belongs to no move of its own and is dropped; it ends the game at its own move (t=3).
+    # Row 2 acts once; its episode is cut at t=2 (bootstrap 4.0); the reward 7 at t=3 is the next
+    # episode's, before it acted there.
+    valid = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0]], dtype=bool)
+    rewards = np.array([[0, 5, 1], [0, 0, 2], [0, 0, 3], [-1, 1, 7]], dtype=np.float32)
+    terminated = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=bool)
+    truncated = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=bool)
+    values = np.array([[0.5, 9, 0.5], [9, 0.4, 9], [0.2, 9, 9], [9, 0.3, 9]], dtype=np.float32)
+    final_values = np.zeros((4, 3), dtype=np.float32)
+    final_values[2, 2] = 4.0
+    advantages, returns = agent_gae(rewards, values, terminated, truncated, valid, final_values, np.zeros(3), gamma, lam)
+    expected = np.zeros((4, 3), dtype=np.float32)
+    expected[2, 0] = -1.0 - 0.2                                   # -1 from the opponent's move, game over
+    expected[0, 0] = (0.9 * 0.2 - 0.5) + gamma * lam * expected[2, 0]
+    expected[3, 1] = 1.0 - 0.3                                    # its own winning move
+    expected[1, 1] = (0.9 * 0.3 - 0.4) + gamma * lam * expected[3, 1]
+    expected[0, 2] = (1 + 2 + 3) + gamma * 4.0 - 0.5               # rewards until the cut, then bootstrap
+    np.testing.assert_allclose(advantages, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(returns, np.where(valid, expected + values, 0.0), rtol=1e-6, atol=1e-6)
+
+
+def test_agent_gae_is_gae_when_every_agent_acts_every_step() -> None:
+    rng = np.random.default_rng(0)
+    shape = (16, 6)
+    rewards, values = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+    terminated = rng.random(shape) < 0.1
+    truncated = (rng.random(shape) < 0.1) & ~terminated
+    final_values, last = rng.normal(size=shape).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    next_values = np.concatenate([values[1:], last[None]])
+    next_values = np.where(terminated | truncated, final_values, next_values)
+    expected = compute_gae(rewards, values, next_values, terminated, truncated, 0.99, 0.95)
+    got = agent_gae(rewards, values, terminated, truncated, np.ones(shape, bool), final_values, last, 0.99, 0.95)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+# --------------------------------------------------------------------------- PettingZoo runs
+
+
+def test_shared_policy_on_simple_spread_trains_evaluates_and_resumes_exactly(workdir: Path) -> None:
+    profile_file = write(workdir / "spread.yaml", SPREAD)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    assert whole.status == "completed"
+    latest = json.loads((whole.path / "eval.json").read_text())["latest"]
+    assert latest["episodes"] == 3 and set(latest["agents"]) == {"agent_0", "agent_1", "agent_2"}
+    assert latest["mean_return"] == pytest.approx(sum(latest["agents"].values()), rel=0.2)  # team = sum of agents
+    # Interrupted by SIGTERM and resumed: the same weights as in one go.
+    first = daedalus.train(profile_file, runs_dir=workdir / "two", callbacks=[SigtermAt(600)])
+    assert first.status == "interrupted"
+    resumed = daedalus.resume(first.path, runs_dir=workdir / "two")
+    a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # daedalus evaluate on the run: team, per policy, per agent.
+    result, _ = api.evaluate_run(whole.path, episodes=4, runs_dir=workdir / "one")
+    assert "team return" in result.format() and len(result.team_returns) == 4
+
+
+def test_two_policies_by_prefix_train_at_once_with_per_policy_curves(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAEDALUS_PLOTS", "1")
+    profile_file = write(workdir / "tag.yaml", TAG)
+    run = daedalus.train(profile_file, runs_dir=workdir / "runs")
+    assert run.status == "completed"
+    header = (run.path / "metrics.csv").read_text().splitlines()[0].split(",")
+    for name in ("loss/chaser/policy", "loss/prey/policy", "charts/chaser/episode_return", "charts/prey/episode_return"):
+        assert name in header
+    state = json.loads((run.path / "checkpoints/final/state.json").read_text())
+    assert state["groups"] == {"chaser": ["adversary_0", "adversary_1", "adversary_2"], "prey": ["agent_0"]}
+    assert state["policies"]["prey"]["config"]["hidden_sizes"] == [32]  # each policy its own config
+    evaluation = run.artifacts["final_evaluation"]
+    assert set(evaluation["policies"]) == {"chaser", "prey"}
+    # Runs compare and the run's plots read multi-agent runs like any other.
+    rows, corrupt = api.compare_runs(profile="tag", runs_dir=workdir / "runs")
+    assert corrupt == 0 and rows[0].runs == 1 and rows[0].final_mean == pytest.approx(run.final_return)
+    assert (run.path / "plots" / "losses.png").is_file()
+
+
+def test_a_frozen_policy_starts_from_another_runs_checkpoint(workdir: Path) -> None:
+    profile_file = write(workdir / "tag.yaml", TAG)
+    source = daedalus.train(profile_file, runs_dir=workdir / "runs")
+    text = TAG.replace("chaser: {}", f"chaser: {{trainable: false, checkpoint: '{source.path}:chaser'}}")
+    frozen = daedalus.train(write(workdir / "frozen.yaml", text), runs_dir=workdir / "runs")
+    a = load_file(str(source.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(frozen.path / "checkpoints/final/weights.safetensors"))
+    chaser = [k for k in a if k.startswith("chaser::network/")]
+    prey = [k for k in a if k.startswith("prey::network/")]
+    assert chaser and all(torch.equal(a[k], b[k]) for k in chaser)  # loaded, then not trained
+    assert not all(torch.equal(a[k], b[k]) for k in prey)  # the other policy trained on
+
+
+def test_copy_of_a_run_folder_resumes_multi_agent_from_a_snapshot(workdir: Path) -> None:
+    profile_file = write(workdir / "tag.yaml", TAG)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    copy = workdir / "two" / whole.path.name
+    shutil.copytree(whole.path, copy)
+    resumed = daedalus.resume(copy, runs_dir=workdir / "two", checkpoint="step-600", total_steps=whole.steps)
+    a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
