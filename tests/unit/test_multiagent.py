@@ -99,8 +99,9 @@ def test_profile_errors_name_the_env_and_the_fix() -> None:
         api.validate(profile_from_dict("p", {**tag, "agent_id": "dqn"}))
     with pytest.raises(ProfileError, match="no prefix matches agent"):
         api.validate(profile_from_dict("p", {**tag, "policies": {"c": {}}, "policy_mapping": {"adversary_": "c"}}))
-    with pytest.raises(ProfileError, match="single-agent environment"):
-        api.validate(profile_from_dict("p", {"agent_id": "ppo", "env_id": "CartPole-v1", "policies": {"a": {}}}))
+    # A Gymnasium env with policies is the one-agent case (test_multiagent_gymnasium.py): DQN still cannot train it.
+    with pytest.raises(ProfileError, match=r"does not train on multi-agent environments \('CartPole-v1' has agents agent_0\)"):
+        api.validate(profile_from_dict("p", {"agent_id": "dqn", "env_id": "CartPole-v1", "policies": {"a": {}}}))
 
 
 # --------------------------------------------------------------------------- per-agent GAE
@@ -209,3 +210,96 @@ def test_copy_of_a_run_folder_resumes_multi_agent_from_a_snapshot(workdir: Path)
     a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
     b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- action masks
+
+
+def test_masked_policies_only_take_legal_actions() -> None:
+    from gymnasium import spaces
+
+    from daedalus.algos.on_policy import ActorCriticPolicy
+    from daedalus.algos.ppo import PPOConfig, make_ppo_agent
+    from daedalus.rollout.policies import RandomPolicy
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((500, 9)) < 0.3
+    mask[np.arange(500), rng.integers(0, 9, 500)] = True  # at least one legal action per row
+    random_actions = RandomPolicy(spaces.Discrete(9), seed=0).act(np.zeros((500, 4)), mask=mask).actions
+    assert mask[np.arange(500), random_actions].all()
+    agent = make_ppo_agent(spaces.Box(-1, 1, (4,)), spaces.Discrete(9), PPOConfig(), seed=0)
+    policy = ActorCriticPolicy(agent)
+    obs = rng.normal(size=(500, 4)).astype(np.float32)
+    out = policy.act(obs, mask=mask)
+    assert mask[np.arange(500), out.actions].all()
+    # log pi is that of the distribution renormalized over the legal actions
+    with torch.no_grad():
+        logits, _ = agent.network(torch.from_numpy(obs))
+        logits = logits.masked_fill(~torch.from_numpy(mask), float("-inf"))
+        expected = torch.log_softmax(logits, -1)[torch.arange(500), torch.from_numpy(out.actions)]
+    np.testing.assert_allclose(out.log_probs, expected.numpy(), rtol=1e-5, atol=1e-5)
+    greedy = policy.act(obs, deterministic=True, mask=mask).actions
+    assert mask[np.arange(500), greedy].all()
+
+
+def test_turn_based_tictactoe_collects_only_legal_moves_and_learns_from_masked_batches(workdir: Path) -> None:
+    profile_file = write(
+        workdir / "ttt.yaml",
+        """
+        ttt:
+          agent_id: ppo
+          env_id: pettingzoo.classic:tictactoe_v3
+          num_envs: 4
+          seed: 0
+          config: {total_steps: 512, num_steps: 32, eval_every_steps: 0, final_eval_episodes: 4, torch_threads: 1}
+        """,
+    )
+    (resolved,) = api.load(profile_file)
+    assert resolved.groups == {"default": ["player_1", "player_2"]}
+    from types import SimpleNamespace
+
+    from daedalus.algos.multi_policy import policy_batch
+    from daedalus.algos.on_policy import ActorCriticPolicy
+    from daedalus.rollout.multiagent import multi_agent_source
+
+    agent = api.make_agent(resolved)
+    policy = agent.policies["default"]
+    context = SimpleNamespace(make_env=resolved.make_env, num_envs=4, seed=0, journal=None)
+    source = multi_agent_source(context, resolved.groups, {"default": policy.preprocess})
+    source.reset(seed=0)
+    trajectory = source.sample({"default": ActorCriticPolicy(policy)}, 64)["default"]
+    source.close()
+    masks, actions, valid = trajectory.extras["action_mask"], trajectory.actions, trajectory.valid
+    steps, rows = np.nonzero(valid)
+    assert len(steps) > 0 and masks[steps, rows, actions[steps, rows]].all()  # every move played was legal
+    assert not valid.all(1).any()  # turns: never both players of a copy at once
+    batch = policy_batch(policy, trajectory)
+    assert batch.masks is not None and batch.masks.shape == (int(valid.sum()), 9)
+    run = daedalus.train(profile_file, runs_dir=workdir / "runs")
+    assert run.status == "completed" and set(run.artifacts["final_evaluation"]["agents"]) == {"player_1", "player_2"}
+
+
+def test_a_users_make_env_may_return_a_pettingzoo_env(workdir: Path) -> None:
+    write(
+        workdir / "my_env.py",
+        """
+        def make_env(**kwargs):
+            from mpe2 import simple_spread_v3
+
+            return simple_spread_v3.parallel_env(max_cycles=25, continuous_actions=False, **kwargs)
+        """,
+    )
+    profile = write(
+        workdir / "p.yaml",
+        """
+        mine:
+          agent_id: ppo
+          env_id: my_env.py:make_env
+          env_args: {N: 2}
+          num_envs: 2
+          config: {total_steps: 200, num_steps: 50, eval_every_steps: 0, final_eval_episodes: 2}
+        """,
+    )
+    run = daedalus.train(profile, runs_dir=workdir / "runs")
+    assert run.status == "completed"
+    assert set(run.artifacts["final_evaluation"]["agents"]) == {"agent_0", "agent_1"}

@@ -24,6 +24,7 @@ from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch
 from daedalus.nn import policy_gradient
+from daedalus.nn.distributions import mask_logits
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam, RMSprop
 from daedalus.params import AT_LEAST_ONE, POSITIVE, UNIT, Range, param
@@ -84,7 +85,7 @@ def make_a2c_agent(
 def a2c_loss(batch: RolloutBatch, network: ActorCritic, config: A2CConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Policy-gradient + value loss - entropy bonus on the rollout; metrics stay tensors."""
     policy_out, values = network(batch.obs)
-    dist = network.distribution(policy_out)
+    dist = network.distribution(mask_logits(policy_out, batch.masks))
     advantages = batch.advantages
     if config.norm_adv and len(advantages) > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -107,7 +108,8 @@ def a2c_update(
 ) -> dict[str, float]:
     """One gradient step on the whole rollout; returns the loss metrics."""
     network = agent.network
-    if loss_fn is a2c_loss and config.closed_form_gradients and policy_gradient.supports(network):
+    closed_form = config.closed_form_gradients and policy_gradient.supports(network) and batch.masks is None
+    if loss_fn is a2c_loss and closed_form:
         # Same gradient as autograd on a2c_loss (tests/unit/test_policy_gradient.py), faster.
         metrics = policy_gradient.loss_and_gradients(
             network, batch.obs, batch.actions, batch.logprobs, batch.values, batch.advantages, batch.returns,

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import TrainingSchedule, restore_torch_threads, set_torch_threads
@@ -208,7 +209,13 @@ def policy_batch(policy: Any, trajectory: Any) -> Any:
         trajectory.rewards, trajectory.terminated, truncated, trajectory.valid,
     )
     storage.advantages, storage.returns = advantages, returns
-    return storage.flat_batch(policy.device)
+    batch = storage.flat_batch(policy.device)
+    masks = trajectory.extras.get("action_mask")
+    if masks is not None:  # the legal actions of each kept step, in flat_batch's order
+        keep = trajectory.valid.reshape(-1)
+        flat = masks.reshape(-1, masks.shape[-1])[keep]
+        batch.masks = torch.from_numpy(np.ascontiguousarray(flat)).to(policy.device)
+    return batch
 
 
 def _evaluator(context: TrainContext, agent: PolicySet, policies: Mapping[str, Any]) -> Callable[..., Any]:

@@ -29,7 +29,7 @@ from daedalus.algos.common import (
 from daedalus.buffers.rollout import RolloutBatch, RolloutStorage
 from daedalus.errors import ProfileError
 from daedalus.nn import policy_gradient
-from daedalus.nn.distributions import to_env_actions
+from daedalus.nn.distributions import mask_logits, to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
 from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, UNIT, check_fields, param
@@ -177,6 +177,17 @@ class ActorCriticAgent(TensorAgent):
         return self._act_torch(obs)
 
     @torch.inference_mode()
+    def act_masked(self, obs: np.ndarray, mask: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``act`` (or, ``deterministic``, the most likely action) among the legal actions of ``mask``
+        (``(rows, n)`` bool, a Discrete action space): illegal actions get no probability."""
+        if self.network.log_std is not None or self.network.nvec is not None:
+            raise ValueError("action masks apply to Discrete action spaces only")
+        policy_out, values = self._forward(self._tensor(obs))
+        dist = self.network.distribution(mask_logits(policy_out, torch.as_tensor(mask, dtype=torch.bool, device=self.device)))
+        actions = dist.mode() if deterministic else dist.sample(self.generator)
+        return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(), values.cpu().numpy()
+
+    @torch.inference_mode()
     def _act_torch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         policy_out, values = self._forward(self._tensor(obs))
         dist = self.network.distribution(policy_out)
@@ -285,9 +296,13 @@ class ActorCriticPolicy:
     def __init__(self, agent: ActorCriticAgent) -> None:
         self.agent = agent
 
-    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = False) -> ActOutput:
-        """Sample (or, ``deterministic``, take the mode of) the policy for preprocessed ``obs``."""
+    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = False, mask: np.ndarray | None = None) -> ActOutput:
+        """Sample (or, ``deterministic``, take the mode of) the policy for preprocessed ``obs``;
+        with ``mask`` (``(rows, n)`` bool), among the legal actions only."""
         agent = self.agent
+        if mask is not None:
+            actions, log_probs, values = agent.act_masked(obs, mask, deterministic)
+            return ActOutput(actions, to_env_actions(actions, agent.action_space), log_probs, values, state)
         if deterministic:
             return ActOutput(actions=agent.predict_preprocessed(obs), state=state)
         actions, log_probs, values = agent.act(obs)

@@ -24,6 +24,7 @@ from daedalus.algos.common import custom_loss
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig, train_on_policy
 from daedalus.buffers.rollout import RolloutBatch, minibatch_indices
 from daedalus.nn import policy_gradient
+from daedalus.nn.distributions import mask_logits
 from daedalus.nn.networks import ActorCritic
 from daedalus.nn.optim import Adam
 from daedalus.params import AT_LEAST_ONE, POSITIVE, param
@@ -83,7 +84,7 @@ def ppo_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate + value loss - entropy bonus on one minibatch; metrics stay tensors."""
     policy_out, new_values = network(batch.obs)
-    dist = network.distribution(policy_out)
+    dist = network.distribution(mask_logits(policy_out, batch.masks))
     new_logprobs = dist.log_prob(batch.actions)
     entropy = dist.entropy().mean()
     logratio = new_logprobs - batch.logprobs
@@ -132,7 +133,9 @@ def ppo_update(
     # The built-in loss on an MLP actor-critic has a closed-form gradient that is several
     # times faster than autograd on a CPU (see nn/policy_gradient.py); a custom loss_fn
     # or another network goes through autograd.
-    closed_form = loss_fn is ppo_loss and config.closed_form_gradients and policy_gradient.supports(agent.network)
+    closed_form = (
+        loss_fn is ppo_loss and config.closed_form_gradients and policy_gradient.supports(agent.network) and batch.masks is None
+    )
     collected: list[dict[str, torch.Tensor]] = []
     norm_adv = config.norm_adv
     if norm_adv and config.num_minibatches == 1 and len(batch) > 1:

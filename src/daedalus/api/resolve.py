@@ -172,10 +172,13 @@ def validate(profile: Profile) -> ResolvedProfile:
         if multi is not None:
             observation_space, action_space = next(iter(multi.spaces.values()))
     elif profile.policies or profile.policy_mapping:
+        # A Gymnasium env with policies comes wrapped as a one-agent PettingZoo env (env_factory_for);
+        # what is left is an array multi-agent env, whose agents have no names to map.
         problems.add(profile.fail(
             ("policies" if profile.policies else "policy_mapping",),
-            f"'{profile.env_id}' is a single-agent environment; policies and policy_mapping are for multi-agent (PettingZoo) envs",
-            "Remove them, or use a PettingZoo env (env_id: mpe2:simple_spread_v3, ...).",
+            f"'{profile.env_id}' is an array multi-agent environment (ArrayMultiAgentEnv), whose agents have no names; "
+            "policies and policy_mapping are for PettingZoo and Gymnasium envs",
+            "Remove them (its agents share one policy), or build a PettingZoo env in make_env.",
         ))
     flatten = False
     if spec is not None and observation_space is not None and multi is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ def evaluate_target(
     seed: int = 0,
     runs_dir: str | Path | None = None,
     trust_code: bool = False,
+    policies: Sequence[str] = (),
 ) -> tuple[Any, Path | None]:
     """``daedalus evaluate``: evaluate a saved run, or a stepwise agent's profile file.
 
@@ -165,7 +167,7 @@ def evaluate_target(
         )
     return evaluate_run(
         target, checkpoint=checkpoint, episodes=episodes or 10, deterministic=deterministic, seed=seed,
-        runs_dir=runs_dir, trust_code=trust_code,
+        runs_dir=runs_dir, trust_code=trust_code, policies=policies,
     )
 
 
@@ -178,16 +180,22 @@ def evaluate_run(
     seed: int | None = 0,
     runs_dir: str | Path | None = None,
     trust_code: bool = False,
+    policies: Sequence[str] = (),
 ) -> tuple[Any, Path]:
     """Evaluate a saved run's agent; the result is added to the run's ``eval.json``.
 
     Returns ``(EvalResult, path of eval.json)``. ``trust_code``: see :func:`load_run`.
+    ``policies`` (multi-agent runs; cross-play) replace some of the run's policies for this
+    evaluation: ``NAME=random`` (uniformly random actions) or
+    ``NAME=RUN[:POLICY]`` (that policy of another multi-agent run; default: the same name, or its
+    only policy).
     """
     from daedalus.api.session import evaluate_agent
     from daedalus.runs.io import read_json
 
     loaded = load_run(run, checkpoint=checkpoint, runs_dir=runs_dir, trust_code=trust_code)
-    result = evaluate_agent(loaded.resolved, loaded.agent, episodes, deterministic, seed)
+    overrides = _policy_overrides(loaded, policies, runs_dir, trust_code, seed)
+    result = evaluate_agent(loaded.resolved, loaded.agent, episodes, deterministic, seed, overrides)
     eval_file = loaded.path / "eval.json"
     history: list[Any] = []
     if eval_file.is_file():
@@ -197,9 +205,53 @@ def evaluate_run(
         except ValueError:
             history = []
     entry = {**result.to_dict(), "checkpoint": loaded.checkpoint, "evaluated_at": time.time()}
+    if policies:
+        entry["policy_overrides"] = list(policies)
     history.append(entry)
     RunFolder(loaded.path).write_json("eval.json", {"latest": entry, "history": history})
     return result, eval_file
+
+
+def _policy_overrides(
+    loaded: LoadedRun, specs: Sequence[str], runs_dir: str | Path | None, trust_code: bool, seed: int | None
+) -> dict[str, Any]:
+    """``NAME=random`` / ``NAME=RUN[:POLICY]`` -> the collection policies that replace the run's."""
+    if not specs:
+        return {}
+    groups = loaded.resolved.groups
+    if groups is None:
+        raise DaedalusError(f"--policy is for multi-agent runs; {loaded.path} trains one agent.")
+    from daedalus.algos.on_policy import ActorCriticPolicy
+    from daedalus.rollout.policies import RandomPolicy
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        name, _, source = spec.partition("=")
+        if name not in groups or not source:
+            raise DaedalusError(
+                f"--policy '{spec}': write NAME=random or NAME=RUN[:POLICY] with NAME one of the run's policies "
+                f"({', '.join(groups)})."
+            )
+        observation_space, action_space = loaded.resolved.group_spaces[name]
+        if source == "random":
+            out[name] = RandomPolicy(action_space, seed=seed)
+            continue
+        run_ref, _, other = source.rpartition(":") if ":" in source and not Path(source).exists() else (source, "", "")
+        other_run = load_run(run_ref, runs_dir=runs_dir, trust_code=trust_code)
+        other_policies = getattr(other_run.agent, "policies", None)
+        if not isinstance(other_policies, dict):
+            raise DaedalusError(f"--policy '{spec}': {other_run.path} is not a multi-agent run.")
+        chosen = other or (name if name in other_policies else next(iter(other_policies)) if len(other_policies) == 1 else "")
+        if chosen not in other_policies:
+            raise DaedalusError(f"--policy '{spec}': {other_run.path} has policies {', '.join(other_policies)}; name one as RUN:POLICY.")
+        their_obs, their_act = other_run.resolved.group_spaces[chosen]
+        if their_obs != observation_space or their_act != action_space:
+            raise DaedalusError(
+                f"--policy '{spec}': policy '{chosen}' of {other_run.path} acts in {their_obs} -> {their_act}, "
+                f"but '{name}' here needs {observation_space} -> {action_space}."
+            )
+        out[name] = ActorCriticPolicy(other_policies[chosen])
+    return out
 
 
 def replay(

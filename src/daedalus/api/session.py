@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,12 +384,20 @@ def final_evaluation(resolved: ResolvedProfile, agent: Any, artifacts: dict[str,
     print(f"evaluation: {result.format()}", flush=True)
 
 
-def evaluate_agent(resolved: ResolvedProfile, agent: Any, n_episodes: int, deterministic: bool = True, seed: int | None = None) -> Any:
+def evaluate_agent(
+    resolved: ResolvedProfile,
+    agent: Any,
+    n_episodes: int,
+    deterministic: bool = True,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
     """Evaluate ``agent`` on fresh copies of the profile's env (episode ``i`` seeded ``seed + i``).
 
     A single-agent profile gives an :class:`~daedalus.evaluation.EvalResult`; a multi-agent one a
     :class:`~daedalus.rollout.multiagent.MultiAgentEvaluation` (team return, per policy, per agent).
-    Both have ``mean_return``, ``std_return``, ``format()`` and ``to_dict()``.
+    Both have ``mean_return``, ``std_return``, ``format()`` and ``to_dict()``. ``overrides``
+    (multi-agent) replaces some policies by other collection policies (cross-play).
     """
     if resolved.groups is not None:
         from types import SimpleNamespace
@@ -398,6 +406,7 @@ def evaluate_agent(resolved: ResolvedProfile, agent: Any, n_episodes: int, deter
         from daedalus.rollout.multiagent import evaluate_policies
 
         policies = {name: ActorCriticPolicy(policy) for name, policy in agent.policies.items()}
+        policies.update(overrides or {})
         context = SimpleNamespace(make_env=resolved.make_env)
         return evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed)
     from daedalus.evaluation import evaluate
@@ -579,7 +588,11 @@ def code_fingerprint(resolved: ResolvedProfile) -> dict[str, Any]:
     package = Path(__file__).resolve().parents[1]  # src/daedalus
     for path in sorted(package.rglob("*.py")):
         files[f"daedalus/{path.relative_to(package).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    from daedalus.registry import TRUSTED_ENV_PACKAGES
+
     for key, ref in code_references(resolved.profile):
+        if ref.partition(":")[0].split(".")[0] in TRUSTED_ENV_PACKAGES:
+            continue  # an installed env package, like a Gymnasium id: its version is in "versions"
         try:
             source = inspect_.getsourcefile(resolved.resolve(ref))
         except Exception:  # noqa: BLE001 - a ref that is not plain Python code: nothing to hash

@@ -21,7 +21,11 @@ __all__ = ["RolloutBatch", "RolloutStorage", "minibatch_indices"]
 
 @dataclass
 class RolloutBatch:
-    """A flat batch of transitions (first axis: samples), as torch tensors."""
+    """A flat batch of transitions (first axis: samples), as torch tensors.
+
+    ``masks`` (``(samples, n)`` bool, optional) are the legal actions of a masked discrete
+    action space (PettingZoo's classic games): the losses give illegal actions no probability.
+    """
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -29,6 +33,7 @@ class RolloutBatch:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    masks: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -42,6 +47,7 @@ class RolloutBatch:
             self.values[idx],
             self.advantages[idx],
             self.returns[idx],
+            None if self.masks is None else self.masks[idx],
         )
 
 

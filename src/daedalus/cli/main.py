@@ -294,6 +294,10 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Episode i is reset with seed + i.")] = 0,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
     trust_code: TrustOpt = False,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", metavar="NAME=random|RUN[:POLICY]", help="Multi-agent runs: play policy NAME with random actions or with a policy of another run (cross-play). Repeatable."),
+    ] = None,
 ) -> None:
     """Evaluate a saved run (mean ± std over N episodes).
 
@@ -304,7 +308,7 @@ def evaluate(
     _load_modules()
     result, path = api.evaluate_target(
         run, profile_id, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic, seed=seed,
-        runs_dir=runs_dir, trust_code=trust_code,
+        runs_dir=runs_dir, trust_code=trust_code, policies=policy or [],
     )
     print(result.format())
     if path is not None:

@@ -7,6 +7,7 @@ does for one homogeneous group.
 
 Rows of a group are copy-major: row ``copy * len(agents) + k`` is ``agents[k]`` of that copy,
 named ``"<agent>&env=<copy>"`` (Coltra's naming; names exist only at the edges, arrays inside).
+:class:`GymnasiumAsParallel` presents one Gymnasium env as a Parallel env with one agent.
 
 Semantics shared by both PettingZoo APIs:
 
@@ -60,6 +61,7 @@ __all__ = [
     "PETTINGZOO_APIS",
     "ROW_NAME_SEPARATOR",
     "GroupStep",
+    "GymnasiumAsParallel",
     "NamedMultiAgentVecEnv",
     "env_api",
     "is_aec",
@@ -221,7 +223,9 @@ def _constructor_name(module: Any, api: str, ref: str) -> str:
 
 
 def is_pettingzoo(env: Any) -> bool:
-    """True for a PettingZoo Parallel or AEC env (never imports PettingZoo)."""
+    """True for a PettingZoo Parallel or AEC env, or a :class:`GymnasiumAsParallel` (never imports PettingZoo)."""
+    if isinstance(env, GymnasiumAsParallel):
+        return True
     pettingzoo = sys.modules.get("pettingzoo")  # an instance of its classes implies it is imported
     return pettingzoo is not None and isinstance(env, (pettingzoo.ParallelEnv, pettingzoo.AECEnv))
 
@@ -263,6 +267,93 @@ def parse_row_name(name: str) -> tuple[str, int]:
     if not separator or not copy.isdigit():
         raise DaedalusError(f"'{name}' is not a row name of the form 'agent{ROW_NAME_SEPARATOR}<copy>'.")
     return agent, int(copy)
+
+
+# --------------------------------------------------------------------------- one Gymnasium env as one agent
+
+
+class GymnasiumAsParallel:
+    """One Gymnasium env as a PettingZoo Parallel env with one agent (``agent_0`` by default).
+
+    The one-agent case of multi-agent training: a Gymnasium env in a profile with ``policies``
+    trains through :class:`NamedMultiAgentVecEnv` like any PettingZoo env. The Parallel API is
+    duck-typed (PettingZoo need not be installed); :func:`is_pettingzoo` accepts it.
+
+    Nothing is added to the env's dynamics or randomness: ``reset(seed, options)`` and
+    ``step`` are the env's own, so ``num_envs`` copies seeded ``seed + i`` and reset with
+    ``seed=None`` after each episode step exactly as the single-agent path's sync vector env
+    (``SAME_STEP`` autoreset) steps them. After termination or truncation ``agents`` is empty
+    until the next :meth:`reset`.
+    """
+
+    metadata: dict[str, Any] = {"is_parallelizable": True}
+
+    def __init__(self, env: gym.Env[Any, Any], agent: str = "agent_0") -> None:
+        if not isinstance(env, gym.Env):
+            raise DaedalusError(f"GymnasiumAsParallel wraps a Gymnasium env (gymnasium.Env), got a {type(env).__name__}.")
+        self.env = env
+        self.agent = agent
+        self.possible_agents: list[str] = [agent]
+        #: ``[agent]`` while an episode runs, ``[]`` before the first reset and after it ends.
+        self.agents: list[str] = []
+        self.observation_spaces: dict[str, gym.Space[Any]] = {agent: env.observation_space}
+        self.action_spaces: dict[str, gym.Space[Any]] = {agent: env.action_space}
+        self.metadata = {**self.metadata, **getattr(env, "metadata", {})}
+        self.render_mode = getattr(env, "render_mode", None)
+
+    def __repr__(self) -> str:
+        return f"GymnasiumAsParallel({self.env}, agent={self.agent!r})"
+
+    @property
+    def unwrapped(self) -> GymnasiumAsParallel:
+        """This env (PettingZoo's ``unwrapped``; the Gymnasium env is :attr:`env`)."""
+        return self
+
+    @property
+    def max_num_agents(self) -> int:
+        """1."""
+        return 1
+
+    def observation_space(self, agent: str) -> gym.Space[Any]:
+        """The Gymnasium env's observation space (the same object at every call)."""
+        return self.observation_spaces[self._check(agent)]
+
+    def action_space(self, agent: str) -> gym.Space[Any]:
+        """The Gymnasium env's action space (the same object at every call)."""
+        return self.action_spaces[self._check(agent)]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``env.reset(seed=seed, options=options)`` as ``({agent: obs}, {agent: info})``."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.agents = [self.agent]
+        return {self.agent: obs}, {self.agent: info}
+
+    def step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
+        """``env.step(actions[agent])``, every result keyed by the agent."""
+        if not self.agents:
+            raise DaedalusError("GymnasiumAsParallel.step() called with no episode running; call reset() first.")
+        if self.agent not in actions:
+            raise DaedalusError(f"step() needs an action for '{self.agent}', got actions for {sorted(actions)}.")
+        obs, reward, terminated, truncated, info = self.env.step(actions[self.agent])
+        if terminated or truncated:
+            self.agents = []
+        agent = self.agent
+        return {agent: obs}, {agent: float(reward)}, {agent: bool(terminated)}, {agent: bool(truncated)}, {agent: info}
+
+    def render(self) -> Any:
+        """``env.render()``."""
+        return self.env.render()
+
+    def close(self) -> None:
+        """``env.close()``."""
+        self.env.close()
+
+    def _check(self, agent: str) -> str:
+        if agent != self.agent:
+            raise DaedalusError(f"This env has one agent, '{self.agent}'; got '{agent}'.")
+        return agent
 
 
 # --------------------------------------------------------------------------- the vector env
@@ -672,7 +763,8 @@ class NamedMultiAgentVecEnv:
         for agent in acted:
             group, row = self._row(copy, agent)
             out = outs[group.name]
-            reward = float(rewards.get(agent, 0.0))
+            # Rounded to float32 first, as the stored reward is (and as the single-agent worker sums it).
+            reward = float(np.float32(rewards.get(agent, 0.0)))
             out.valid[row] = True
             out.rewards[row] = reward
             self._agent_return[group.name][row] += reward
@@ -748,7 +840,7 @@ class NamedMultiAgentVecEnv:
         return False
 
     def _add_reward(self, copy: int, group: _Group, row: int, reward: float, out: _StepOut) -> None:
-        reward = float(reward)
+        reward = float(np.float32(reward))
         out.rewards[row] += reward
         self._agent_return[group.name][row] += reward
         self._team_return[copy] += reward

@@ -124,3 +124,12 @@ def to_env_actions(actions: np.ndarray, action_space: spaces.Space[Any]) -> np.n
     if isinstance(action_space, spaces.Box):
         return np.clip(actions, action_space.low, action_space.high)
     return actions
+
+
+#: The logit an illegal action gets: its probability is 0 in float32, and no NaN appears.
+MASKED_LOGIT = -1e9
+
+
+def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` with illegal actions (``mask`` False) set to :data:`MASKED_LOGIT`; as is without a mask."""
+    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)

@@ -82,8 +82,9 @@ class MultiAgentSource:
                 del kept[:-_TRAILING]
             if name in self.transforms:
                 ended = result.terminated | result.truncated
-                result.final_obs = self._transform(name, result.final_obs, update=False) if ended.any() else result.obs
+                final_obs = self._transform(name, result.final_obs, update=False) if ended.any() else None
                 result.obs = self._transform(name, result.obs, update=True)
+                result.final_obs = result.obs if final_obs is None else final_obs
         self.obs = {name: result.obs for name, result in steps.items()}
         return steps
 
@@ -108,8 +109,11 @@ class MultiAgentSource:
             actions: dict[str, np.ndarray] = {}
             outputs = {}
             start = time.perf_counter()
+            masks = {name: self.envs.action_masks(name) for name in self.groups}
             for name in self.groups:
-                out = policies[name].act(self.obs[name])
+                mask = masks[name]
+                # Masks are an extension of the Policy contract: only masked groups' policies get one.
+                out = policies[name].act(self.obs[name]) if mask is None else _act_masked(policies[name], self.obs[name], mask)
                 outputs[name] = out
                 actions[name] = out.to_env()
             self.inference_time += time.perf_counter() - start
@@ -129,6 +133,11 @@ class MultiAgentSource:
                     buf["log_probs"][t] = out.log_probs
                 if "values" in buf:
                     buf["values"][t] = out.values
+                mask = masks[name]
+                if mask is not None:
+                    if "action_mask" not in buf:
+                        buf["action_mask"] = np.ones((num_steps, *mask.shape), dtype=bool)
+                    buf["action_mask"][t] = mask
                 buf["rewards"][t] = result.rewards
                 buf["terminated"][t] = result.terminated
                 buf["truncated"][t] = result.truncated
@@ -138,7 +147,7 @@ class MultiAgentSource:
                     buf["lengths"].append(result.episode_lengths)
         trajectories = {}
         for name, buf in buffers.items():
-            extras: dict[str, np.ndarray] = {key: buf[key] for key in ("log_probs", "values") if key in buf}
+            extras: dict[str, np.ndarray] = {key: buf[key] for key in ("log_probs", "values", "action_mask") if key in buf}
             trajectories[name] = Trajectory(
                 obs=buf["obs"], actions=buf["actions"], rewards=buf["rewards"], terminated=buf["terminated"],
                 truncated=buf["truncated"], valid=buf["valid"], next_obs=buf["next_obs"], last_obs=self.obs[name],
@@ -203,6 +212,20 @@ class MultiAgentSource:
         if raw is None:
             raise RuntimeError("the env journal has no reset to start from")
         return raw
+
+
+def _act_masked(policy: Policy, obs: np.ndarray, mask: np.ndarray, deterministic: bool = False) -> Any:
+    """``policy.act`` with the legal actions (a policy of a masked group must take ``mask=``)."""
+    act: Any = policy.act
+    try:
+        return act(obs, None, deterministic=deterministic, mask=mask)
+    except TypeError as exc:
+        if "mask" not in str(exc):
+            raise
+        raise TypeError(
+            f"{type(policy).__name__}.act() does not take mask=: this env masks illegal actions, so its "
+            "policies must accept act(obs, state, deterministic, mask=...)"
+        ) from None
 
 
 def _allocate(num_steps: int, obs: np.ndarray, actions: np.ndarray, log_probs: bool, values: bool) -> dict[str, Any]:
@@ -345,35 +368,71 @@ def evaluate_policies(
     transforms: Transforms | None = None,
     num_envs: int = 8,
 ) -> MultiAgentEvaluation:
-    """Play ``n_episodes`` whole episodes on fresh copies (copy ``i`` reset with ``seed + i``), each
-    group acting with its policy; the first ``n_episodes`` copy-episodes to finish are counted."""
-    envs = NamedMultiAgentVecEnv(context.make_env, max(1, min(n_episodes, num_envs)), groups, seed=seed)
+    """Play exactly ``n_episodes`` whole episodes, episode ``i`` reset with ``seed + i`` (as the
+    single-agent evaluation does), each group acting with its policy; results in episode order.
+
+    Episodes run in waves of up to ``num_envs`` copies in lockstep; a copy that finishes first
+    plays on (that play is not counted) until the wave's last episode ends.
+    """
     if transforms is None:
         found = {name: _policy_transform(policy) for name, policy in policies.items()}
         transforms = {name: transform for name, transform in found.items() if transform is not None}
     result = MultiAgentEvaluation([], {}, {agent: name for name, agents in groups.items() for agent in agents})
-    try:
-        raw = envs.reset(seed=seed)
-        while len(result.team_returns) < n_episodes:
-            actions = {}
-            for name, obs in raw.items():
-                transform = transforms.get(name)
-                out = policies[name].act(obs if transform is None else transform(obs, False), None, deterministic=deterministic)
-                actions[name] = out.to_env()
-            steps = envs.step(actions)
-            first = next(iter(steps.values()))
-            for name, step in steps.items():
-                for row, value in zip(step.episode_rows.tolist(), step.episode_returns.tolist(), strict=True):
-                    agent, _ = parse_row_name(envs.row_names[name][row])
-                    result.agent_returns.setdefault(agent, []).append(float(value))
-            for value, length in zip(first.team_returns.tolist(), first.team_lengths.tolist(), strict=True):
-                if len(result.team_returns) < n_episodes:
-                    result.team_returns.append(float(value))
-                    result.team_lengths.append(int(length))
-            raw = {name: step.obs for name, step in steps.items()}
-    finally:
-        envs.close()
+    first_episode = 0
+    while first_episode < n_episodes:
+        copies = min(n_episodes - first_episode, max(1, num_envs))
+        wave_seed = None if seed is None else seed + first_episode
+        envs = NamedMultiAgentVecEnv(context.make_env, copies, groups, seed=wave_seed)
+        try:
+            _play_wave(envs, policies, transforms, deterministic, wave_seed, result)
+        finally:
+            envs.close()
+        first_episode += copies
     return result
+
+
+def _play_wave(
+    envs: NamedMultiAgentVecEnv,
+    policies: Mapping[str, Policy],
+    transforms: Transforms,
+    deterministic: bool,
+    seed: int | None,
+    result: MultiAgentEvaluation,
+) -> None:
+    """One episode per copy (copy ``i`` reset with ``seed + i``), added to ``result`` in copy order."""
+    copies = envs.num_envs
+    finished = np.zeros(copies, dtype=bool)
+    team: list[tuple[float, int]] = [(0.0, 0)] * copies
+    agents: list[dict[str, float]] = [{} for _ in range(copies)]
+    raw = envs.reset(seed=seed)
+    while not finished.all():
+        actions = {}
+        for name, obs in raw.items():
+            transform = transforms.get(name)
+            mask = envs.action_masks(name)
+            seen = obs if transform is None else transform(obs, False)
+            out = (
+                policies[name].act(seen, None, deterministic=deterministic) if mask is None
+                else _act_masked(policies[name], seen, mask, deterministic)
+            )
+            actions[name] = out.to_env()
+        steps = envs.step(actions)
+        for name, step in steps.items():
+            for row, value in zip(step.episode_rows.tolist(), step.episode_returns.tolist(), strict=True):
+                agent, copy = parse_row_name(envs.row_names[name][row])
+                if not finished[copy]:
+                    agents[copy][agent] = float(value)
+        first = next(iter(steps.values()))
+        for value, length, copy in zip(first.team_returns.tolist(), first.team_lengths.tolist(), first.ended_copies.tolist(), strict=True):
+            if not finished[copy]:
+                team[copy] = (float(value), int(length))
+                finished[copy] = True
+        raw = {name: step.obs for name, step in steps.items()}
+    for copy in range(copies):
+        result.team_returns.append(team[copy][0])
+        result.team_lengths.append(team[copy][1])
+        for agent, value in agents[copy].items():
+            result.agent_returns.setdefault(agent, []).append(value)
 
 
 def _policy_transform(policy: Any) -> Callable[[np.ndarray, bool], np.ndarray] | None:

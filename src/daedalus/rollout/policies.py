@@ -112,9 +112,14 @@ class RandomPolicy(_NoWeights):
         else:
             action_space.seed(seed)
 
-    def act(self, obs: Any, state: Any = None, deterministic: bool = False) -> ActOutput:
-        """Random actions for every row."""
+    def act(self, obs: Any, state: Any = None, deterministic: bool = False, mask: np.ndarray | None = None) -> ActOutput:
+        """Random actions for every row; with ``mask`` (Discrete, ``(rows, n)`` bool), uniform among the legal ones."""
         rows = _num_rows(obs)
+        if mask is not None:
+            legal = np.asarray(mask, dtype=bool)
+            # Uniform among the legal actions: argmax of uniform noise where legal.
+            noise = np.where(legal, self.rng.random(legal.shape), -1.0)
+            return ActOutput(actions=noise.argmax(-1).astype(self.action_space.dtype) + int(getattr(self.action_space, "start", 0)))
         if self._draw is not None:
             return ActOutput(actions=self._draw(rows))
         return ActOutput(actions=_stack_actions([self.action_space.sample() for _ in range(rows)]))

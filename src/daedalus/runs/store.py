@@ -70,6 +70,10 @@ def versions() -> dict[str, str]:
     for package in ("daedalus", "gymnasium", "numpy", "torch"):
         with contextlib.suppress(PackageNotFoundError):
             out[package] = version(package)
+    for package in ("pettingzoo", "mpe2"):  # multi-agent env packages, when this process uses them
+        if package in sys.modules:
+            with contextlib.suppress(PackageNotFoundError):
+                out[package] = version(package)
     return out
 
 
