@@ -185,7 +185,12 @@ def test_two_policies_by_prefix_train_at_once_with_per_policy_curves(workdir: Pa
     # Runs compare and the run's plots read multi-agent runs like any other.
     rows, corrupt = api.compare_runs(profile="tag", runs_dir=workdir / "runs")
     assert corrupt == 0 and rows[0].runs == 1 and rows[0].final_mean == pytest.approx(run.final_return)
-    assert (run.path / "plots" / "losses.png").is_file()
+    assert (run.path / "plots" / "losses.png").is_file() and (run.path / "plots" / "returns.png").is_file()
+    from daedalus.api import compare
+
+    panels = compare._present_panels(compare.RUN_PLOT_FILES["returns.png"], compare._read_series(run.path))
+    assert [title for title, _ in panels] == ["return", "return per agent, by policy"]
+    assert set(panels[1][1]) == {"charts/chaser/episode_return", "charts/prey/episode_return", "eval/chaser/mean_return", "eval/prey/mean_return"}
 
 
 def test_a_frozen_policy_starts_from_another_runs_checkpoint(workdir: Path) -> None:

@@ -14,6 +14,7 @@ run's curves in one figure, ``daedalus plot``). matplotlib is imported only when
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -376,7 +377,11 @@ RUN_PLOT_KEYS = (
 #: logged what it draws: file -> its panels (title, metrics.csv columns drawn on it);
 #: ``loss/*`` is one panel per loss column.
 RUN_PLOT_FILES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "returns.png": [("return", ("charts/episode_return", "eval/mean_return"))],
+    "returns.png": [
+        ("return", ("charts/episode_return", "eval/mean_return")),
+        # Multi-agent runs: each policy's return per agent (training and evaluations).
+        ("return per agent, by policy", ("charts/*/episode_return", "eval/*/mean_return")),
+    ],
     "length.png": [("episode length", ("charts/episode_length",))],
     "losses.png": [("", ("loss/*",))],
     "steps_per_second.png": [("env steps per second", ("charts/steps_per_second",))],
@@ -470,7 +475,8 @@ def _read_series(folder: Path) -> dict[str, Any]:
         header = next(reader, [])
         if "step" not in header:
             return {}
-        keys = [k for k in RUN_PLOT_KEYS if k in header] + sorted(k for k in header if k.startswith("loss/"))
+        per_policy = sorted(k for k in header if fnmatch.fnmatch(k, "charts/*/episode_return") or fnmatch.fnmatch(k, "eval/*/mean_return"))
+        keys = [k for k in RUN_PLOT_KEYS if k in header] + per_policy + sorted(k for k in header if k.startswith("loss/"))
         columns: list[tuple[str, int, list[tuple[float, float]]]] = [(k, header.index(k), []) for k in keys]
         step_column = header.index("step")
         for row in reader:
@@ -491,7 +497,7 @@ def _present_panels(layout: list[tuple[str, tuple[str, ...]]], series: dict[str,
     for title, keys in layout:
         if keys == ("loss/*",):
             panels += [(key, [key]) for key in series if key.startswith("loss/")]
-        elif present := [key for key in keys if key in series]:
+        elif present := [name for key in keys for name in (fnmatch.filter(series, key) if "*" in key else [key]) if name in series]:
             panels.append((title, present))
     return panels
 

@@ -622,7 +622,9 @@ def _returns_summary(artifacts: dict[str, Any], progress: Any) -> tuple[float | 
             final_eval = artifacts.get("final_evaluation")
             final = final_eval.get("mean_return") if isinstance(final_eval, dict) else means[-1]
             return float(max(means)), float(final) if final is not None else None
-    mean = progress.mean_return
+    final_eval = artifacts.get("final_evaluation")
+    final_mean = final_eval.get("mean_return") if isinstance(final_eval, dict) else None
+    mean = float(final_mean) if isinstance(final_mean, int | float) else progress.mean_return
     return (max(progress.recent_returns) if progress.recent_returns else None), mean
 
 
