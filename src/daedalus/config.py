@@ -558,7 +558,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 # --------------------------------------------------------------------------- policies (multi-agent)
 
 #: Keys of one entry of ``policies:``.
-POLICY_KEYS = ("config", "trainable", "checkpoint")
+POLICY_KEYS = ("config", "trainable", "checkpoint", "random")
 #: The one policy of a profile without ``policies:`` (every agent shares it).
 SHARED_POLICY = "default"
 
@@ -568,16 +568,21 @@ class PolicySpec:
     """One named policy of a multi-agent profile (an entry of ``policies:``).
 
     ``config`` is merged over the profile's ``config`` for this policy; ``trainable: false``
-    freezes it; ``checkpoint`` (``RUN`` or ``RUN:POLICY``) starts it from another run's weights.
+    freezes it; ``checkpoint`` (``RUN`` or ``RUN:POLICY``) starts it from another run's weights;
+    ``random: true`` makes it a uniformly random player (legal moves where the env masks), never
+    trained: an opponent to train against.
     """
 
     config: dict[str, Any] = field(default_factory=dict)
     trainable: bool = True
     checkpoint: str | None = None
+    random: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as written in a profile."""
         out: dict[str, Any] = {"config": copy.deepcopy(self.config), "trainable": self.trainable}
+        if self.random:
+            out["random"] = True
         if self.checkpoint is not None:
             out["checkpoint"] = self.checkpoint
         return out
@@ -618,7 +623,13 @@ def _parse_policies(raw_policies: Any, raw_mapping: Any, profile: Profile) -> tu
             if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
                 problems.add(profile.fail((*where, "checkpoint"), f"'checkpoint' of policy '{name}' must be 'RUN' or 'RUN:POLICY', got {checkpoint!r}", "Name a run folder or run id."))
                 checkpoint = None
-            policies[name] = PolicySpec(dict(config), trainable, checkpoint)
+            random = entry.get("random", False)
+            if not isinstance(random, bool):
+                problems.add(profile.fail((*where, "random"), f"'random' of policy '{name}' must be true or false, got {random!r}", "Write 'random: true' for a random player."))
+                random = False
+            if random and (config or checkpoint is not None):
+                problems.add(profile.fail(where, f"policy '{name}' is random: it takes no 'config' or 'checkpoint'", "Remove them, or 'random: true'."))
+            policies[name] = PolicySpec(dict(config), trainable and not random, checkpoint, random)
     mapping: dict[str, str] = {}
     if raw_mapping is not None:
         if not isinstance(raw_mapping, dict) or not raw_mapping:

@@ -308,3 +308,31 @@ def test_a_users_make_env_may_return_a_pettingzoo_env(workdir: Path) -> None:
     run = daedalus.train(profile, runs_dir=workdir / "runs")
     assert run.status == "completed"
     assert set(run.artifacts["final_evaluation"]["agents"]) == {"agent_0", "agent_1"}
+
+
+def test_a_random_opponent_is_a_policy_that_never_trains_and_resumes_exactly(workdir: Path) -> None:
+    with pytest.raises(ProfileError, match="is random: it takes no 'config'"):
+        profile_from_dict("p", {"agent_id": "ppo", "env_id": "CartPole-v1", "policies": {"r": {"random": True, "config": {"learning_rate": 1}}}})
+    text = """
+    ttt:
+      agent_id: ppo
+      env_id: pettingzoo.classic:tictactoe_v3
+      num_envs: 4
+      seed: 5
+      policies: {learner: {}, opponent: {random: true}}
+      policy_mapping: {player_1: learner, player_2: opponent}
+      config: {total_steps: 1024, num_steps: 32, eval_every_steps: 512, eval_episodes: 4, final_eval_episodes: 0,
+               checkpoint_every_steps: 256, keep_last: 20, log_every_steps: 128, torch_threads: 1}
+    """
+    profile_file = write(workdir / "ttt.yaml", text)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    state = json.loads((whole.path / "checkpoints/final/state.json").read_text())
+    assert state["policies"]["opponent"]["kind"] == "random" and state["trainable"] == {"learner": True, "opponent": False}
+    first = daedalus.train(profile_file, runs_dir=workdir / "two", callbacks=[SigtermAt(500)])
+    resumed = daedalus.resume(first.path, runs_dir=workdir / "two")
+    a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # Cross-play: the learner against the run's own random opponent, named explicitly.
+    result, _ = api.evaluate_run(whole.path, episodes=6, runs_dir=workdir / "one", policies=[f"opponent={whole.path}:opponent"])
+    assert len(result.team_returns) == 6

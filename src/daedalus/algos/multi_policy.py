@@ -29,7 +29,7 @@ from daedalus.buffers.rollout import RolloutStorage
 from daedalus.returns import agent_gae
 from daedalus.types import TrainContext
 
-__all__ = ["PolicySet", "policy_batch", "train_policy_set"]
+__all__ = ["PolicySet", "RandomPlayer", "policy_batch", "train_policy_set"]
 
 #: Separates a policy's name from its own tensor names in a checkpoint.
 _SEP = "::"
@@ -107,6 +107,48 @@ class PolicySet(TensorAgent):
         return next(iter(self.policies.values())).predict(obs, deterministic)
 
 
+class RandomPlayer(TensorAgent):
+    """A policy of uniformly random actions (legal ones where the env masks): an opponent to train
+    against (``policies: {opponent: {random: true}}``). Nothing to train; its generator is saved."""
+
+    def __init__(self, observation_space: Any, action_space: Any, seed: int | None = None) -> None:
+        from daedalus.rollout.policies import RandomPolicy
+
+        super().__init__("random")
+        self.observation_space, self.action_space = observation_space, action_space
+        #: What acts in the envs (a :class:`~daedalus.rollout.policies.RandomPolicy`).
+        self.collection_policy = RandomPolicy(action_space, seed=seed)
+        self.global_step = self.num_updates = self.num_episodes = 0
+        self.device = "cpu"
+
+    def preprocess(self, obs: np.ndarray, update_stats: bool = False) -> np.ndarray:
+        """Observations as they are (a random player does not read them)."""
+        return np.asarray(obs)
+
+    def predict(self, obs: Any, deterministic: bool = True) -> Any:
+        """Random actions for a batch of observations."""
+        return self.collection_policy.act(obs).actions
+
+    def state_tensors(self) -> dict[str, Any]:
+        """No tensors."""
+        return {}
+
+    def state_json(self) -> dict[str, Any]:
+        """Its generator's state (so that a resumed run draws the same moves)."""
+        return {"kind": "random", "rng": dict(self.collection_policy.rng.bit_generator.state)}
+
+    def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
+        """Restore the generator."""
+        if isinstance(state.get("rng"), dict):
+            self.collection_policy.rng.bit_generator.state = state["rng"]
+
+
+def collection_policy(policy: Any, make_policy: Callable[[Any], Any]) -> Any:
+    """What acts for ``policy`` in the envs: its own ``collection_policy`` (a random player), else ``make_policy(policy)``."""
+    own = getattr(policy, "collection_policy", None)
+    return own if own is not None else make_policy(policy)
+
+
 #: ``update(agent, batch, progress_remaining) -> metrics`` (what PPO and A2C pass).
 Update = Callable[[Any, Any, float], dict[str, float]]
 
@@ -132,7 +174,7 @@ def train_policy_set(
     previous_threads = set_torch_threads(config.torch_threads)
     source = multi_agent_source(context, agent.groups, {name: p.preprocess for name, p in agent.policies.items()})
     try:
-        policies = {name: make_policy(policy) for name, policy in agent.policies.items()}
+        policies = {name: collection_policy(policy, make_policy) for name, policy in agent.policies.items()}
         evaluator = _evaluator(context, agent, policies)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source, evaluator=evaluator)
         source.reset(seed=context.seed)

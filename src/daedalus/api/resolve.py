@@ -486,12 +486,16 @@ def make_agent(resolved: ResolvedProfile) -> Any:
 def _make_policy_set(resolved: ResolvedProfile) -> Any:
     import dataclasses
 
-    from daedalus.algos.multi_policy import PolicySet
+    from daedalus.algos.multi_policy import PolicySet, RandomPlayer
 
     assert resolved.groups is not None
     agents = {}
     for name in resolved.groups:
         observation_space, action_space = resolved.group_spaces[name]
+        spec = resolved.profile.policies.get(name)
+        if spec is not None and spec.random:
+            agents[name] = RandomPlayer(observation_space, action_space, seed=resolved.profile.seed)
+            continue
         single = dataclasses.replace(
             resolved, observation_space=observation_space, action_space=action_space,
             config=resolved.policy_configs.get(name, resolved.config), groups=None,

@@ -250,7 +250,9 @@ def _policy_overrides(
                 f"--policy '{spec}': policy '{chosen}' of {other_run.path} acts in {their_obs} -> {their_act}, "
                 f"but '{name}' here needs {observation_space} -> {action_space}."
             )
-        out[name] = ActorCriticPolicy(other_policies[chosen])
+        from daedalus.algos.multi_policy import collection_policy
+
+        out[name] = collection_policy(other_policies[chosen], ActorCriticPolicy)
     return out
 
 

@@ -402,10 +402,11 @@ def evaluate_agent(
     if resolved.groups is not None:
         from types import SimpleNamespace
 
+        from daedalus.algos.multi_policy import collection_policy
         from daedalus.algos.on_policy import ActorCriticPolicy
         from daedalus.rollout.multiagent import evaluate_policies
 
-        policies = {name: ActorCriticPolicy(policy) for name, policy in agent.policies.items()}
+        policies = {name: collection_policy(policy, ActorCriticPolicy) for name, policy in agent.policies.items()}
         policies.update(overrides or {})
         context = SimpleNamespace(make_env=resolved.make_env)
         return evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed)
