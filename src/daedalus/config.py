@@ -558,7 +558,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 # --------------------------------------------------------------------------- policies (multi-agent)
 
 #: Keys of one entry of ``policies:``.
-POLICY_KEYS = ("config", "trainable", "checkpoint", "random")
+POLICY_KEYS = ("config", "trainable", "checkpoint", "random", "agent_id_input")
 #: The one policy of a profile without ``policies:`` (every agent shares it).
 SHARED_POLICY = "default"
 
@@ -570,19 +570,24 @@ class PolicySpec:
     ``config`` is merged over the profile's ``config`` for this policy; ``trainable: false``
     freezes it; ``checkpoint`` (``RUN`` or ``RUN:POLICY``) starts it from another run's weights;
     ``random: true`` makes it a uniformly random player (legal moves where the env masks), never
-    trained: an opponent to train against.
+    trained: an opponent to train against. ``agent_id_input: true`` appends a one-hot of the
+    agent's index within the policy's group to each observation, so a shared policy can tell its
+    agents apart (1-D observations).
     """
 
     config: dict[str, Any] = field(default_factory=dict)
     trainable: bool = True
     checkpoint: str | None = None
     random: bool = False
+    agent_id_input: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as written in a profile."""
         out: dict[str, Any] = {"config": copy.deepcopy(self.config), "trainable": self.trainable}
         if self.random:
             out["random"] = True
+        if self.agent_id_input:
+            out["agent_id_input"] = True
         if self.checkpoint is not None:
             out["checkpoint"] = self.checkpoint
         return out
@@ -629,7 +634,11 @@ def _parse_policies(raw_policies: Any, raw_mapping: Any, profile: Profile) -> tu
                 random = False
             if random and (config or checkpoint is not None):
                 problems.add(profile.fail(where, f"policy '{name}' is random: it takes no 'config' or 'checkpoint'", "Remove them, or 'random: true'."))
-            policies[name] = PolicySpec(dict(config), trainable and not random, checkpoint, random)
+            agent_id_input = entry.get("agent_id_input", False)
+            if not isinstance(agent_id_input, bool):
+                problems.add(profile.fail((*where, "agent_id_input"), f"'agent_id_input' of policy '{name}' must be true or false, got {agent_id_input!r}", "Write 'agent_id_input: true'."))
+                agent_id_input = False
+            policies[name] = PolicySpec(dict(config), trainable and not random, checkpoint, random, agent_id_input)
     mapping: dict[str, str] = {}
     if raw_mapping is not None:
         if not isinstance(raw_mapping, dict) or not raw_mapping:

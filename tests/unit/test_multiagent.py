@@ -336,3 +336,17 @@ def test_a_random_opponent_is_a_policy_that_never_trains_and_resumes_exactly(wor
     # Cross-play: the learner against the run's own random opponent, named explicitly.
     result, _ = api.evaluate_run(whole.path, episodes=6, runs_dir=workdir / "one", policies=[f"opponent={whole.path}:opponent"])
     assert len(result.team_returns) == 6
+
+
+def test_agent_id_input_gives_a_shared_policy_its_agents_index(workdir: Path) -> None:
+    text = SPREAD.replace("  config:", "  policies: {default: {agent_id_input: true}}\n  config:", 1)
+    (resolved,) = api.load(write(workdir / "spread.yaml", text))
+    observation_space, _ = resolved.group_spaces["default"]
+    assert observation_space.shape == (18 + 3,)  # simple_spread's 18 numbers + a one-hot of 3 agents
+    run = daedalus.train(workdir / "spread.yaml", runs_dir=workdir / "runs")
+    assert run.status == "completed"
+    weights = load_file(str(run.path / "checkpoints/final/weights.safetensors"))
+    first_layer = [v for k, v in weights.items() if k.startswith("default::network/") and k.endswith("weight") and v.ndim == 2]
+    assert any(v.shape[1] == 21 for v in first_layer)
+    result, _ = api.evaluate_run(run.path, episodes=2, runs_dir=workdir / "runs")
+    assert len(result.team_returns) == 2

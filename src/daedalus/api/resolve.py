@@ -251,7 +251,8 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
             "Map a prefix to it, or remove it from 'policies'.",
         ))
     try:
-        probe = NamedMultiAgentVecEnv(make_env, 1, groups)
+        one_hot = [name for name, spec in profile.policies.items() if spec.agent_id_input]
+        probe = NamedMultiAgentVecEnv(make_env, 1, groups, one_hot_agent_id=one_hot)
     except DaedalusError as exc:
         raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("env_id",), str(exc).rstrip("."), "") from None
     try:
@@ -503,6 +504,7 @@ def _make_policy_set(resolved: ResolvedProfile) -> Any:
         agents[name] = make_agent(single)
     policies = resolved.profile.policies
     policy_set = PolicySet(agents, resolved.groups, {name: policies[name].trainable if name in policies else True for name in agents})
+    policy_set.one_hot = {name for name in agents if name in policies and policies[name].agent_id_input}
     for name in agents:
         ref = policies[name].checkpoint if name in policies else None
         if ref is not None:

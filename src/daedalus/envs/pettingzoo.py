@@ -46,7 +46,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -430,7 +430,7 @@ class NamedMultiAgentVecEnv:
 
     ``one_hot_agent_id=True`` appends a one-hot of the agent's index within its group to its
     (1-D) observation: shape ``(d,)`` becomes ``(d + len(agents),)``, dtype float32. Absent rows
-    stay all zeros, one-hot included.
+    stay all zeros, one-hot included. A collection of group names does it for those groups only.
 
     Semantics (autoreset, absent agents, AEC rewards, masks): see the module docstring.
     """
@@ -443,7 +443,7 @@ class NamedMultiAgentVecEnv:
         num_envs: int,
         groups: Mapping[str, Sequence[str]],
         seed: int | None = None,
-        one_hot_agent_id: bool = False,
+        one_hot_agent_id: bool | Collection[str] = False,
     ) -> None:
         if num_envs < 1:
             raise DaedalusError(f"num_envs must be at least 1, got {num_envs}.")
@@ -504,7 +504,7 @@ class NamedMultiAgentVecEnv:
 
     # ------------------------------------------------------------------ construction checks
 
-    def _check_groups(self, groups: Mapping[str, Sequence[str]], one_hot: bool) -> dict[str, _Group]:
+    def _check_groups(self, groups: Mapping[str, Sequence[str]], one_hot: bool | Collection[str]) -> dict[str, _Group]:
         problems: list[str] = []
         owner: dict[str, str] = {}
         for name, agents in groups.items():
@@ -531,7 +531,8 @@ class NamedMultiAgentVecEnv:
             built = {}
             for name, agents in groups.items():
                 try:
-                    built[name] = self._build_group(name, list(agents), one_hot)
+                    wanted = one_hot if isinstance(one_hot, bool) else name in one_hot
+                    built[name] = self._build_group(name, list(agents), wanted)
                 except DaedalusError as exc:
                     problems.append(str(exc))
             if not problems:

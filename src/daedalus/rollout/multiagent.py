@@ -11,7 +11,7 @@ acted (dead, not yet present and, in turn-based games, waiting agents are invali
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,9 +281,12 @@ def pettingzoo_source(
     return MultiAgentSource(NamedMultiAgentVecEnv(make_env, num_envs, groups, seed=seed), transforms)
 
 
-def multi_agent_source(context: Any, groups: Mapping[str, list[str]], transforms: Transforms | None = None) -> MultiAgentSource:
-    """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``."""
-    envs = NamedMultiAgentVecEnv(context.make_env, context.num_envs, groups, seed=context.seed)
+def multi_agent_source(
+    context: Any, groups: Mapping[str, list[str]], transforms: Transforms | None = None, one_hot: Collection[str] = ()
+) -> MultiAgentSource:
+    """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``
+    (the groups in ``one_hot`` get a one-hot of the agent's index appended to observations)."""
+    envs = NamedMultiAgentVecEnv(context.make_env, context.num_envs, groups, seed=context.seed, one_hot_agent_id=list(one_hot))
     return MultiAgentSource(envs, transforms, context.journal)
 
 
@@ -367,6 +370,7 @@ def evaluate_policies(
     seed: int | None = None,
     transforms: Transforms | None = None,
     num_envs: int = 8,
+    one_hot: Collection[str] = (),
 ) -> MultiAgentEvaluation:
     """Play exactly ``n_episodes`` whole episodes, episode ``i`` reset with ``seed + i`` (as the
     single-agent evaluation does), each group acting with its policy; results in episode order.
@@ -382,7 +386,7 @@ def evaluate_policies(
     while first_episode < n_episodes:
         copies = min(n_episodes - first_episode, max(1, num_envs))
         wave_seed = None if seed is None else seed + first_episode
-        envs = NamedMultiAgentVecEnv(context.make_env, copies, groups, seed=wave_seed)
+        envs = NamedMultiAgentVecEnv(context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot))
         try:
             _play_wave(envs, policies, transforms, deterministic, wave_seed, result)
         finally:
