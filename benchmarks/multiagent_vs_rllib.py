@@ -47,7 +47,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,7 +124,7 @@ def run_rllib(steps: int, seed: int, episodes: int, runners: int) -> dict[str, A
     )
     algo = config.build_algo()
     train_seconds = 0.0
-    sampled = agent_steps = 0
+    sampled = 0
     reported = float("nan")
     iterations = 0
     while sampled < steps:
@@ -135,8 +134,6 @@ def run_rllib(steps: int, seed: int, episodes: int, runners: int) -> dict[str, A
         iterations += 1
         runner_metrics = result.get("env_runners", {})
         sampled = int(result.get("num_env_steps_sampled_lifetime", runner_metrics.get("num_env_steps_sampled_lifetime", 0)))
-        agent_steps = int(result.get("num_agent_steps_sampled_lifetime", {}).get("__all__", 0)
-                          if isinstance(result.get("num_agent_steps_sampled_lifetime"), dict) else 0)
         reported = float(runner_metrics.get("episode_return_mean", float("nan")))
     module = algo.get_module("shared")
 
@@ -148,7 +145,7 @@ def run_rllib(steps: int, seed: int, episodes: int, runners: int) -> dict[str, A
     returns = greedy_returns(act, episodes)
     algo.stop()
     ray.shutdown()
-    return {"env_steps": sampled, "agent_steps_reported": agent_steps, "train_seconds": train_seconds,
+    return {"env_steps": sampled, "train_seconds": train_seconds,
             "iterations": iterations, "per_agent_return": statistics.fmean(returns), "episodes": episodes,
             "reported_team_return": reported, "ray": ray.__version__, "torch": torch.__version__}
 
@@ -230,7 +227,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     rows: dict[str, list[dict[str, Any]]] = {"random": [], "rllib": [], "daedalus": []}
     print(f"simple_spread N=3 max_cycles=25 discrete; {args.steps:,} env steps per run; seeds {seeds}; "
-          f"{args.episodes} greedy eval episodes; torch {torch.__version__}", flush=True)
+          f"{args.episodes} greedy eval episodes; torch {torch.__version__}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     for seed in seeds:
         if "random" not in skip:
             rows["random"].append(run_random(args.random_steps, seed))

@@ -350,3 +350,68 @@ def test_agent_id_input_gives_a_shared_policy_its_agents_index(workdir: Path) ->
     assert any(v.shape[1] == 21 for v in first_layer)
     result, _ = api.evaluate_run(run.path, episodes=2, runs_dir=workdir / "runs")
     assert len(result.team_returns) == 2
+
+
+# --------------------------------------------------------------------------- centralized critic (MAPPO)
+
+
+def test_centralized_critic_rows_hold_the_copys_joint_observation() -> None:
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv, make_pettingzoo
+
+    def make(seed: int | None) -> object:
+        return make_pettingzoo("mpe2:simple_spread_v3", {"N": 3, "max_cycles": 25, "continuous_actions": False})
+
+    groups = {"default": ["agent_0", "agent_1", "agent_2"]}
+    plain = NamedMultiAgentVecEnv(make, 2, groups, seed=4)
+    joint = NamedMultiAgentVecEnv(make, 2, groups, seed=4, centralized_critic=["default"])
+    assert joint.observation_spaces["default"].shape == (18 + 3 * 18 + 3,) and joint.actor_inputs == {"default": 18}
+    own, rows = plain.reset(seed=4)["default"], joint.reset(seed=4)["default"]
+    for row in range(6):
+        copy, agent = divmod(row, 3)
+        np.testing.assert_array_equal(rows[row, :18], own[row])
+        np.testing.assert_array_equal(rows[row, 18:72], own[3 * copy : 3 * copy + 3].reshape(-1))
+        np.testing.assert_array_equal(rows[row, 72:], np.eye(3)[agent])
+    actions = {"default": np.zeros(6, dtype=np.int64)}
+    a, b = plain.step(actions)["default"], joint.step(actions)["default"]
+    np.testing.assert_array_equal(b.obs[:, :18], a.obs)
+    np.testing.assert_array_equal(b.rewards, a.rewards)
+    plain.close()
+    joint.close()
+
+
+def test_the_actor_of_a_centralized_critic_network_sees_only_its_own_observation() -> None:
+    from gymnasium import spaces
+
+    from daedalus.nn import policy_gradient
+    from daedalus.nn.networks import ActorCritic
+
+    torch.manual_seed(0)
+    network = ActorCritic(10, spaces.Discrete(3), (8,), actor_inputs=4)
+    assert not policy_gradient.supports(network)  # autograd path
+    obs = torch.randn(5, 10)
+    changed = obs.clone()
+    changed[:, 4:] = torch.randn(5, 6)  # what only the critic reads
+    logits_a, values_a = network(obs)
+    logits_b, values_b = network(changed)
+    assert torch.equal(logits_a, logits_b) and not torch.equal(values_a, values_b)
+    assert torch.equal(network.value(obs), values_a)
+    with pytest.raises(ValueError, match="separate trunks"):
+        ActorCritic(10, spaces.Discrete(3), (8,), shared_trunk=True, actor_inputs=4)
+
+
+def test_mappo_trains_next_to_an_ippo_policy_and_resumes_exactly(workdir: Path) -> None:
+    text = TAG.replace("chaser: {}", "chaser: {config: {critic: centralized}}")
+    profile_file = write(workdir / "tag.yaml", text)
+    (resolved,) = api.load(profile_file)
+    assert resolved.actor_inputs == {"chaser": 16}
+    assert resolved.group_spaces["chaser"][0].shape == (16 + 3 * 16 + 3,)
+    assert resolved.group_spaces["prey"][0].shape == (14,)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    assert whole.status == "completed" and set(whole.artifacts["final_evaluation"]["policies"]) == {"chaser", "prey"}
+    first = daedalus.train(profile_file, runs_dir=workdir / "two", callbacks=[SigtermAt(600)])
+    resumed = daedalus.resume(first.path, runs_dir=workdir / "two")
+    a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ProfileError, match="centralized critic needs a multi-agent environment"):
+        api.validate(profile_from_dict("p", {"agent_id": "ppo", "env_id": "CartPole-v1", "config": {"critic": "centralized"}}))

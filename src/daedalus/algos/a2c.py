@@ -71,11 +71,13 @@ def make_a2c_agent(
     config: A2CConfig | None = None,
     device: str = "cpu",
     seed: int | None = None,
+    actor_inputs: int | None = None,
 ) -> ActorCriticAgent:
-    """The registered agent factory (arguments are picked by name by the registry)."""
+    """The registered agent factory (arguments are picked by name by the registry); ``actor_inputs``:
+    a centralized critic's split of the observation (multi-agent runs)."""
     return ActorCriticAgent(
         observation_space, action_space, config or A2CConfig(), device=device, seed=seed,
-        algo="a2c", make_optimizer=a2c_optimizer,
+        algo="a2c", make_optimizer=a2c_optimizer, actor_inputs=actor_inputs,
     )
 
 

@@ -62,6 +62,12 @@ class OnPolicyConfig:
     hidden_sizes: list[int] = param([64, 64], "Hidden layer sizes of the actor and of the critic MLP (net_arch).", AT_LEAST_ONE)
     activation: str = param("tanh", f"Hidden activation: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
     shared_trunk: bool = param(False, "Actor and critic share their hidden layers.")
+    critic: str = param(
+        "decentralized",
+        "Multi-agent envs: 'decentralized' (IPPO: the critic sees the agent's own observation) or 'centralized' "
+        "(MAPPO: the critic sees every agent of the group in the same env copy, plus the agent's index).",
+        choices=["decentralized", "centralized"],
+    )
     log_std_init: float = param(0.0, "Initial log standard deviation of Gaussian policies (Box actions).")
     eval_every_steps: int = param(10_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)
     eval_episodes: int = param(10, "Episodes per periodic evaluation.", AT_LEAST_ONE)
@@ -103,6 +109,7 @@ class ActorCriticAgent(TensorAgent):
         *,
         algo: str = "actor-critic",
         make_optimizer: Callable[[list[torch.Tensor], Any], Any] | None = None,
+        actor_inputs: int | None = None,
     ) -> None:
         #: Name stored in checkpoints and shown in logs.
         self.algo = algo
@@ -118,7 +125,8 @@ class ActorCriticAgent(TensorAgent):
             if seed is not None:
                 torch.manual_seed(seed)
             self.network = ActorCritic(
-                obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init
+                obs_dim, action_space, config.hidden_sizes, config.activation, config.shared_trunk, config.log_std_init,
+                actor_inputs,
             ).to(self.device)
         self._functional = policy_gradient.supports(self.network)
         # Acting on a few observations: numpy forward + numpy sampling (no torch dispatch per step).

@@ -68,11 +68,13 @@ def make_ppo_agent(
     config: PPOConfig | None = None,
     device: str = "cpu",
     seed: int | None = None,
+    actor_inputs: int | None = None,
 ) -> ActorCriticAgent:
-    """The registered agent factory (arguments are picked by name by the registry)."""
+    """The registered agent factory (arguments are picked by name by the registry); ``actor_inputs``:
+    a centralized critic's split of the observation (multi-agent runs)."""
     return ActorCriticAgent(
         observation_space, action_space, config or PPOConfig(), device=device, seed=seed,
-        algo="ppo", make_optimizer=ppo_optimizer,
+        algo="ppo", make_optimizer=ppo_optimizer, actor_inputs=actor_inputs,
     )
 
 

@@ -49,6 +49,10 @@ class ResolvedProfile:
     group_spaces: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     #: Policy name -> its typed config (the profile's ``config`` with the policy's own over it).
     policy_configs: dict[str, Any] = field(default_factory=dict)
+    #: Policies with a centralized critic -> the length of the agent's own observation (what the actor reads).
+    actor_inputs: dict[str, int] = field(default_factory=dict)
+    #: For the agent factory of one policy (set by make_agent): see ``actor_inputs``.
+    factory_actor_inputs: int | None = None
 
     def make_callbacks(self) -> list[Any]:
         """Fresh callback objects for one training session."""
@@ -180,6 +184,11 @@ def validate(profile: Profile) -> ResolvedProfile:
             "policies and policy_mapping are for PettingZoo and Gymnasium envs",
             "Remove them (its agents share one policy), or build a PettingZoo env in make_env.",
         ))
+    if multi is None and observation_space is not None and getattr(config, "critic", None) == "centralized":
+        problems.add(profile.fail(
+            ("config", "critic"), f"a centralized critic needs a multi-agent environment, and '{profile.env_id}' has one agent",
+            "Remove 'critic: centralized' (or train on a PettingZoo env).",
+        ))
     flatten = False
     if spec is not None and observation_space is not None and multi is None:
         with problems.collect():
@@ -201,6 +210,7 @@ def validate(profile: Profile) -> ResolvedProfile:
     resolved = ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten, callback_factories)
     if multi is not None:
         resolved.groups, resolved.group_spaces, resolved.policy_configs = multi.groups, multi.spaces, multi.configs
+        resolved.actor_inputs = multi.actor_inputs
     return resolved
 
 
@@ -213,6 +223,7 @@ class _MultiAgent:
     groups: dict[str, list[str]]
     spaces: dict[str, tuple[Any, Any]]
     configs: dict[str, Any]
+    actor_inputs: dict[str, int]
 
 
 def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[int | None], Any]) -> _MultiAgent | None:
@@ -250,25 +261,30 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
             ("policy_mapping",), f"no agent is mapped to polic{'ies' if len(unused) > 1 else 'y'} {', '.join(unused)} (agents: {', '.join(agents)})",
             "Map a prefix to it, or remove it from 'policies'.",
         ))
-    try:
-        one_hot = [name for name, spec in profile.policies.items() if spec.agent_id_input]
-        probe = NamedMultiAgentVecEnv(make_env, 1, groups, one_hot_agent_id=one_hot)
-    except DaedalusError as exc:
-        raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("env_id",), str(exc).rstrip("."), "") from None
-    try:
-        spaces = {name: (probe.observation_spaces[name], probe.action_spaces[name]) for name in groups}
-    finally:
-        probe.close()
     configs: dict[str, Any] = {}
     for name in groups:
-        with problems.collect():
-            check_spaces(profile, spec, *spaces[name])
         own = profile.policies[name].config if name in profile.policies else {}
         with problems.collect():
             if spec.config_class is not None:
                 configs[name] = build_config(spec.config_class, {**profile.config, **own}, profile)
     problems.raise_if_any()
-    return _MultiAgent(groups, spaces, configs)
+    random = {name for name, entry in profile.policies.items() if entry.random}
+    central = [name for name, config in configs.items() if getattr(config, "critic", None) == "centralized" and name not in random]
+    try:
+        one_hot = [name for name, entry in profile.policies.items() if entry.agent_id_input]
+        probe = NamedMultiAgentVecEnv(make_env, 1, groups, one_hot_agent_id=one_hot, centralized_critic=central)
+    except DaedalusError as exc:
+        raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("env_id",), str(exc).rstrip("."), "") from None
+    try:
+        spaces = {name: (probe.observation_spaces[name], probe.action_spaces[name]) for name in groups}
+        actor_inputs = dict(probe.actor_inputs)
+    finally:
+        probe.close()
+    for name in groups:
+        with problems.collect():
+            check_spaces(profile, spec, *spaces[name])
+    problems.raise_if_any()
+    return _MultiAgent(groups, spaces, configs, actor_inputs)
 
 
 def resolve_callbacks(profile: Profile) -> list[Callable[[], Any]]:
@@ -463,6 +479,8 @@ def make_agent(resolved: ResolvedProfile) -> Any:
         available["obs_dim"] = int(math.prod(shape))
     if hasattr(space_act, "n"):
         available["n_actions"] = int(space_act.n)
+    if resolved.factory_actor_inputs is not None:
+        available["actor_inputs"] = resolved.factory_actor_inputs
     factory = resolved.spec.agent_factory
     try:
         params = inspect.signature(factory).parameters
@@ -500,11 +518,13 @@ def _make_policy_set(resolved: ResolvedProfile) -> Any:
         single = dataclasses.replace(
             resolved, observation_space=observation_space, action_space=action_space,
             config=resolved.policy_configs.get(name, resolved.config), groups=None,
+            factory_actor_inputs=resolved.actor_inputs.get(name),
         )
         agents[name] = make_agent(single)
     policies = resolved.profile.policies
     policy_set = PolicySet(agents, resolved.groups, {name: policies[name].trainable if name in policies else True for name in agents})
     policy_set.one_hot = {name for name in agents if name in policies and policies[name].agent_id_input}
+    policy_set.centralized = set(resolved.actor_inputs)
     for name in agents:
         ref = policies[name].checkpoint if name in policies else None
         if ref is not None:

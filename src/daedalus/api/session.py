@@ -409,7 +409,10 @@ def evaluate_agent(
         policies = {name: collection_policy(policy, ActorCriticPolicy) for name, policy in agent.policies.items()}
         policies.update(overrides or {})
         context = SimpleNamespace(make_env=resolved.make_env)
-        return evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed, one_hot=getattr(agent, "one_hot", ()))
+        return evaluate_policies(
+            context, agent.groups, policies, n_episodes, deterministic, seed,
+            one_hot=getattr(agent, "one_hot", ()), centralized=getattr(agent, "centralized", ()),
+        )
     from daedalus.evaluation import evaluate
 
     return evaluate(agent, resolved.make_env, n_episodes=n_episodes, deterministic=deterministic, seed=seed)

@@ -432,6 +432,11 @@ class NamedMultiAgentVecEnv:
     (1-D) observation: shape ``(d,)`` becomes ``(d + len(agents),)``, dtype float32. Absent rows
     stay all zeros, one-hot included. A collection of group names does it for those groups only.
 
+    ``centralized_critic`` (group names) gives those groups' rows what a centralized critic
+    (MAPPO) reads after the agent's own observation: each row becomes ``[own (d) | every agent
+    of the group in the same copy, in group order (K*d) | one-hot of the agent's index (K)]``,
+    flattened, float32. The actor reads the first ``d`` numbers only (``actor_inputs``).
+
     Semantics (autoreset, absent agents, AEC rewards, masks): see the module docstring.
     """
 
@@ -444,6 +449,7 @@ class NamedMultiAgentVecEnv:
         groups: Mapping[str, Sequence[str]],
         seed: int | None = None,
         one_hot_agent_id: bool | Collection[str] = False,
+        centralized_critic: Collection[str] = (),
     ) -> None:
         if num_envs < 1:
             raise DaedalusError(f"num_envs must be at least 1, got {num_envs}.")
@@ -481,8 +487,24 @@ class NamedMultiAgentVecEnv:
             name: [row_name(agent, copy) for copy in range(num_envs) for agent in g.agents]
             for name, g in self._groups.items()
         }
-        #: One agent's spaces per group (observation: the ``observation`` part, one-hot included).
-        self.observation_spaces: dict[str, gym.Space[Any]] = {n: g.observation_space for n, g in self._groups.items()}
+        #: Group -> (d, K): the rows of these groups carry joint observations for a centralized critic.
+        self.centralized: dict[str, tuple[int, int]] = {}
+        for name in centralized_critic:
+            if name not in self._groups:
+                self.close()
+                raise DaedalusError(f"centralized_critic names group '{name}', which is not one of {', '.join(self._groups)}.")
+            self.centralized[name] = (gym.spaces.flatdim(self._groups[name].observation_space), len(self._groups[name].agents))
+        #: Group name -> the ``actor_inputs`` of a centralized-critic group (its own observation's length).
+        self.actor_inputs: dict[str, int] = {name: d for name, (d, _) in self.centralized.items()}
+        #: One agent's spaces per group (observation: the ``observation`` part, one-hot included;
+        #: for a centralized-critic group, the joint row described above).
+        self.observation_spaces: dict[str, gym.Space[Any]] = {
+            n: (
+                gym.spaces.Box(-np.inf, np.inf, (self.centralized[n][0] * (1 + self.centralized[n][1]) + self.centralized[n][1],), np.float32)
+                if n in self.centralized else g.observation_space
+            )
+            for n, g in self._groups.items()
+        }
         self.action_spaces: dict[str, gym.Space[Any]] = {n: g.action_space for n, g in self._groups.items()}
         self._slot: dict[str, tuple[_Group, int]] = {
             agent: (g, k) for g in self._groups.values() for k, agent in enumerate(g.agents)
@@ -607,7 +629,7 @@ class NamedMultiAgentVecEnv:
         for copy in range(self.num_envs):
             self._reset_copy(copy, outs, None if seed is None else seed + copy)
         self._needs_reset = False
-        return {name: out.obs for name, out in outs.items()}
+        return {name: self._joint(name, out.obs) for name, out in outs.items()}
 
     def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, GroupStep]:
         """Apply each group's actions (``(num_rows[group], ...)``) to the rows that act.
@@ -640,7 +662,23 @@ class NamedMultiAgentVecEnv:
             if ended
             else (_NO_RETURNS, _NO_LENGTHS, _NO_LENGTHS)
         )
-        return {name: self._group_step(name, out, *team) for name, out in outs.items()}
+        steps = {name: self._group_step(name, out, *team) for name, out in outs.items()}
+        for name in self.centralized:
+            step = steps[name]
+            final_is_obs = step.final_obs is step.obs
+            step.obs = self._joint(name, step.obs)
+            step.final_obs = step.obs if final_is_obs else self._joint(name, step.final_obs)
+        return steps
+
+    def _joint(self, name: str, obs: np.ndarray) -> np.ndarray:
+        """``[own | the copy's agents of the group | one-hot]`` per row, for a centralized critic."""
+        if name not in self.centralized:
+            return obs
+        d, agents = self.centralized[name]
+        own = np.asarray(obs, dtype=np.float32).reshape(len(obs), d)
+        joint = np.repeat(own.reshape(-1, agents * d), agents, axis=0)
+        one_hot = np.tile(np.eye(agents, dtype=np.float32), (len(obs) // agents, 1))
+        return np.concatenate([own, joint, one_hot], axis=1)
 
     def action_masks(self, group: str) -> np.ndarray | None:
         """``(num_rows, n)`` bool masks for the current observations, or None if the env gives none.

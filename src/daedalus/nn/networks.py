@@ -67,13 +67,21 @@ class ActorCritic(nn.Module):
         activation: str = "tanh",
         shared_trunk: bool = False,
         log_std_init: float = 0.0,
+        actor_inputs: int | None = None,
     ) -> None:
         super().__init__()
+        if actor_inputs is not None and (shared_trunk or not 0 < actor_inputs < obs_dim):
+            raise ValueError(f"actor_inputs={actor_inputs} needs separate trunks and 0 < actor_inputs < obs_dim ({obs_dim})")
         self.action_space = action_space
         self.shared_trunk = shared_trunk
-        last = hidden_sizes[-1] if hidden_sizes else obs_dim
-        self.actor_trunk = mlp(obs_dim, hidden_sizes, activation)
-        self.critic_trunk = self.actor_trunk if shared_trunk else mlp(obs_dim, hidden_sizes, activation)
+        #: With a centralized critic: the actor reads ``obs[:, :actor_inputs]``, the critic the rest.
+        self.actor_inputs = actor_inputs
+        last = hidden_sizes[-1] if hidden_sizes else (actor_inputs or obs_dim)
+        if actor_inputs is not None and not hidden_sizes:
+            raise ValueError("a centralized critic needs hidden layers (hidden_sizes)")
+        self.actor_trunk = mlp(actor_inputs or obs_dim, hidden_sizes, activation)
+        critic_dim = obs_dim - actor_inputs if actor_inputs is not None else obs_dim
+        self.critic_trunk = self.actor_trunk if shared_trunk else mlp(critic_dim, hidden_sizes, activation)
         self.actor_head = layer_init(nn.Linear(last, action_dim(action_space)), std=0.01)
         self.critic_head = layer_init(nn.Linear(last, 1), std=1.0)
         self.log_std: nn.Parameter | None = None
@@ -88,12 +96,17 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(policy_out, value)`` for a batch of observations; ``value`` has shape ``(batch,)``."""
+        if self.actor_inputs is not None:
+            split = self.actor_inputs
+            return self.actor_head(self.actor_trunk(obs[:, :split])), self.critic_head(self.critic_trunk(obs[:, split:])).squeeze(-1)
         actor_hidden = self.actor_trunk(obs)
         critic_hidden = actor_hidden if self.shared_trunk else self.critic_trunk(obs)
         return self.actor_head(actor_hidden), self.critic_head(critic_hidden).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """State values only (used to bootstrap truncated episodes)."""
+        if self.actor_inputs is not None:
+            obs = obs[:, self.actor_inputs :]
         return self.critic_head(self.critic_trunk(obs)).squeeze(-1)
 
     def distribution(self, policy_out: torch.Tensor) -> ActionDistribution:

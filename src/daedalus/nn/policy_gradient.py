@@ -38,7 +38,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 def supports(network: ActorCritic) -> bool:
     """Whether :func:`loss_and_gradients` can handle this network."""
-    if network.nvec is not None:
+    if network.nvec is not None or getattr(network, "actor_inputs", None) is not None:
         return False
     trunks = [network.actor_trunk] if network.shared_trunk else [network.actor_trunk, network.critic_trunk]
     for trunk in trunks:

@@ -282,11 +282,17 @@ def pettingzoo_source(
 
 
 def multi_agent_source(
-    context: Any, groups: Mapping[str, list[str]], transforms: Transforms | None = None, one_hot: Collection[str] = ()
+    context: Any,
+    groups: Mapping[str, list[str]],
+    transforms: Transforms | None = None,
+    one_hot: Collection[str] = (),
+    centralized: Collection[str] = (),
 ) -> MultiAgentSource:
     """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``
     (the groups in ``one_hot`` get a one-hot of the agent's index appended to observations)."""
-    envs = NamedMultiAgentVecEnv(context.make_env, context.num_envs, groups, seed=context.seed, one_hot_agent_id=list(one_hot))
+    envs = NamedMultiAgentVecEnv(
+        context.make_env, context.num_envs, groups, seed=context.seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized)
+    )
     return MultiAgentSource(envs, transforms, context.journal)
 
 
@@ -371,6 +377,7 @@ def evaluate_policies(
     transforms: Transforms | None = None,
     num_envs: int = 8,
     one_hot: Collection[str] = (),
+    centralized: Collection[str] = (),
 ) -> MultiAgentEvaluation:
     """Play exactly ``n_episodes`` whole episodes, episode ``i`` reset with ``seed + i`` (as the
     single-agent evaluation does), each group acting with its policy; results in episode order.
@@ -386,7 +393,9 @@ def evaluate_policies(
     while first_episode < n_episodes:
         copies = min(n_episodes - first_episode, max(1, num_envs))
         wave_seed = None if seed is None else seed + first_episode
-        envs = NamedMultiAgentVecEnv(context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot))
+        envs = NamedMultiAgentVecEnv(
+            context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized)
+        )
         try:
             _play_wave(envs, policies, transforms, deterministic, wave_seed, result)
         finally:
