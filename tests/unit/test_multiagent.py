@@ -96,12 +96,12 @@ def test_profile_errors_name_the_env_and_the_fix() -> None:
     with pytest.raises(ProfileError, match=r"adversary_0.*agent_0|separate groups"):
         api.validate(profile_from_dict("p", tag))
     with pytest.raises(ProfileError, match="does not train on multi-agent environments"):
-        api.validate(profile_from_dict("p", {**tag, "agent_id": "dqn"}))
+        api.validate(profile_from_dict("p", {**tag, "agent_id": "td3"}))
     with pytest.raises(ProfileError, match="no prefix matches agent"):
         api.validate(profile_from_dict("p", {**tag, "policies": {"c": {}}, "policy_mapping": {"adversary_": "c"}}))
-    # A Gymnasium env with policies is the one-agent case (test_multiagent_gymnasium.py): DQN still cannot train it.
-    with pytest.raises(ProfileError, match=r"does not train on multi-agent environments \('CartPole-v1' has agents agent_0\)"):
-        api.validate(profile_from_dict("p", {"agent_id": "dqn", "env_id": "CartPole-v1", "policies": {"a": {}}}))
+    # A Gymnasium env with policies is the one-agent case (test_multiagent_gymnasium.py): SAC cannot train it.
+    with pytest.raises(ProfileError, match=r"does not train on multi-agent environments \('Pendulum-v1' has agents agent_0\)"):
+        api.validate(profile_from_dict("p", {"agent_id": "sac", "env_id": "Pendulum-v1", "policies": {"a": {}}}))
 
 
 # --------------------------------------------------------------------------- per-agent GAE
@@ -415,3 +415,34 @@ def test_mappo_trains_next_to_an_ippo_policy_and_resumes_exactly(workdir: Path) 
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ProfileError, match="centralized critic needs a multi-agent environment"):
         api.validate(profile_from_dict("p", {"agent_id": "ppo", "env_id": "CartPole-v1", "config": {"critic": "centralized"}}))
+
+
+# --------------------------------------------------------------------------- DQN: independent Q-learning
+
+
+def test_dqn_trains_one_shared_q_network_on_a_multi_agent_env_and_resumes_exactly(workdir: Path) -> None:
+    text = """
+    dqn_spread:
+      agent_id: dqn
+      env_id: mpe2:simple_spread_v3
+      env_args: {N: 3, max_cycles: 25, continuous_actions: false}
+      num_envs: 2
+      seed: 0
+      config: {total_steps: 1200, learning_starts: 200, train_frequency_steps: 50, gradient_steps: 4,
+               eval_every_steps: 600, eval_episodes: 2, final_eval_episodes: 2, checkpoint_every_steps: 300,
+               keep_last: 20, log_every_steps: 100, save_buffer: true, torch_threads: 1}
+    """
+    profile_file = write(workdir / "dqn.yaml", text)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    assert whole.status == "completed" and set(whole.artifacts["final_evaluation"]["agents"]) == {"agent_0", "agent_1", "agent_2"}
+    weights = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    assert any(k.startswith("default::q_network/") for k in weights)
+    first = daedalus.train(profile_file, runs_dir=workdir / "two", callbacks=[SigtermAt(700)])
+    resumed = daedalus.resume(first.path, runs_dir=workdir / "two")
+    again = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
+    result, _ = api.evaluate_run(whole.path, episodes=3, runs_dir=workdir / "one")
+    assert len(result.team_returns) == 3
+    two = text.replace("  config:", "  policies: {a: {}, b: {}}\n      policy_mapping: {agent_0: a, '': b}\n      config:", 1)
+    with pytest.raises(ProfileError, match="dqn trains one network shared by every agent"):
+        api.load(write(workdir / "two.yaml", two))

@@ -339,6 +339,8 @@ def train_replay(
     action_to_env: Callable[[np.ndarray], np.ndarray] | None = None,
     every_step: Callable[[int], None] | None = None,
     extra_metrics: Callable[[], dict[str, float]] | None = None,
+    source: Any = None,
+    evaluator: Callable[..., Any] | None = None,
 ) -> Any:
     """The replay loop of DQN, SAC and TD3: collect one step of every row, learn with ``update``
     every ``train_frequency_steps`` once ``learning_starts`` steps are collected, log, evaluate,
@@ -349,17 +351,19 @@ def train_replay(
     network schedule); ``extra_metrics()`` adds numbers to each log row. ``context`` provides the
     vector-env settings, logger, progress display and checkpoint callback (without it: one sync env
     and checkpoints through ``save_callback``). Writes ``artifacts["evaluations"]`` and
-    ``artifacts["time_split"]``.
+    ``artifacts["time_split"]``. ``source`` (a step-level source or worker; default: the one the
+    context describes) and ``evaluator`` (see :class:`TrainingSchedule`) let multi-agent runs
+    use the same loop.
     """
     context = context or default_context(algo, env_factory, artifacts, save_callback)
     previous_threads = set_torch_threads(config.torch_threads)
-    source = make_source(context)
+    source = source if source is not None else make_source(context)
     try:
         if agent.buffer is None or agent.buffer.num_rows != source.batch_size:
             agent.buffer = agent.make_buffer(config.buffer_size, source.batch_size)
         buffer = agent.buffer
         collector = Collector(source, buffer, policy=agent.explore, action_to_env=action_to_env)
-        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector)
+        schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector, evaluator=evaluator)
         # Metrics of the last update (tensors: no sync per step); a resumed run starts with the
         # values its checkpoint saw, so that its log rows read as the uninterrupted run's.
         latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})

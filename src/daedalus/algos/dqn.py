@@ -320,14 +320,27 @@ def train_dqn(
     artifacts: dict[str, Any],
     save_callback: Callable[..., None] | None = None,
     context: TrainContext | None = None,
+    *,
+    source: Any = None,
+    evaluator: Callable[..., Any] | None = None,
 ) -> DQNAgent:
     """Train ``agent`` with DQN until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    On a multi-agent env ``agent`` is a one-policy PolicySet: independent Q-learning with one
+    shared network (``source`` and ``evaluator`` then come from the multi-agent source).
 
     ``context`` provides the vector-env settings, logger, progress display and checkpoint callback
     (without it: one sync env and checkpoints through ``save_callback``). The loop is shared with
     SAC and TD3 (:func:`daedalus.algos.common.train_replay`). Writes ``artifacts["evaluations"]``
     and ``artifacts["time_split"]``.
     """
+
+    from daedalus.algos.multi_policy import PolicySet, train_replay_policy_set
+
+    if isinstance(agent, PolicySet):  # a multi-agent env: independent Q-learning, one shared network
+        return train_replay_policy_set(  # type: ignore[return-value]
+            env_factory, agent, config, artifacts, save_callback, context, train_dqn
+        )
 
     def update_target(previous: int) -> None:
         # SB3's schedule: counted in environment steps, checked before learning.
@@ -342,7 +355,7 @@ def train_dqn(
     train_replay(
         env_factory, agent, config, artifacts, save_callback, context, "dqn",
         partial(dqn_update, loss_fn=None if config.loss is None else custom_loss(context, config.loss, dqn_loss)),
-        every_step=update_target, extra_metrics=extra_metrics,
+        every_step=update_target, extra_metrics=extra_metrics, source=source, evaluator=evaluator,
     )
     return agent
 

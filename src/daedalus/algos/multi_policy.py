@@ -219,6 +219,55 @@ def train_policy_set(
     return agent
 
 
+def train_replay_policy_set(
+    env_factory: Callable[[int | None], Any],
+    agent: PolicySet,
+    config: Any,
+    artifacts: dict[str, Any],
+    save_callback: Callable[..., None] | None,
+    context: TrainContext | None,
+    train: Callable[..., Any],
+) -> PolicySet:
+    """A replay algorithm (DQN) on a multi-agent env: independent Q-learning with one network shared
+    by every agent (each agent's transitions are separate rows of one replay buffer).
+
+    ``train`` is the algorithm's own training wrapper, called with the one policy's agent, a
+    single-group view of the multi-agent source and a multi-agent evaluator; checkpoints save the
+    whole :class:`PolicySet`.
+    """
+    import dataclasses
+
+    from daedalus.rollout.multiagent import GroupWorker, multi_agent_source
+
+    if context is None:
+        raise ValueError("training on a multi-agent env needs the run's context (daedalus train, or daedalus.train())")
+    ((name, inner),) = agent.policies.items()
+    source = multi_agent_source(context, agent.groups, None, agent.one_hot, agent.centralized)
+    worker = GroupWorker(source, name)
+    evaluator = _evaluator(context, agent, {name: evaluation_policy(inner)})
+
+    def checkpoint(_agent: Any, checkpoint_name: str, step: int) -> None:
+        agent.global_step, agent.num_updates, agent.num_episodes = inner.global_step, inner.num_updates, inner.num_episodes
+        context.checkpoint(agent, checkpoint_name, step)
+
+    inner_context = dataclasses.replace(context, checkpoint=checkpoint)
+    train(env_factory, inner, config, artifacts, save_callback, inner_context, source=worker, evaluator=evaluator)
+    agent.global_step, agent.num_updates, agent.num_episodes = inner.global_step, inner.num_updates, inner.num_episodes
+    return agent
+
+
+def evaluation_policy(policy: Any) -> Any:
+    """What plays for ``policy`` in an evaluation: its own collection policy (a random player), an
+    actor-critic's :class:`~daedalus.algos.on_policy.ActorCriticPolicy`, else its ``predict``."""
+    from daedalus.algos.on_policy import ActorCriticAgent, ActorCriticPolicy
+    from daedalus.rollout.policies import PredictPolicy
+
+    own = getattr(policy, "collection_policy", None)
+    if own is not None:
+        return own
+    return ActorCriticPolicy(policy) if isinstance(policy, ActorCriticAgent) else PredictPolicy(policy)
+
+
 def _with_agent_metrics(latest: Mapping[str, float], source: Any) -> dict[str, float]:
     return {**latest, **source.agent_metrics()}
 

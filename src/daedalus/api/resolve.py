@@ -214,8 +214,8 @@ def validate(profile: Profile) -> ResolvedProfile:
     return resolved
 
 
-#: Agents that train several policies on multi-agent envs.
-MULTI_AGENT_ALGOS = ("ppo", "a2c")
+#: Agents that train on multi-agent envs: ppo and a2c (several policies), dqn (one shared network).
+MULTI_AGENT_ALGOS = ("ppo", "a2c", "dqn")
 
 
 @dataclass
@@ -250,6 +250,20 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
     if profile.backend != "local":
         raise profile.fail(("rollout", "backend"), "multi-agent envs run in this process only for now", "Write 'rollout: {backend: local}'.")
     names = list(profile.policies) or [SHARED_POLICY]
+    if spec.agent_id == "dqn":
+        from daedalus.envs.pettingzoo import is_aec
+
+        probe_env = make_env(None)
+        try:
+            turn_based = is_aec(probe_env)
+        finally:
+            probe_env.close()
+        if turn_based or len(names) > 1 or any(p.random for p in profile.policies.values()):
+            raise profile.fail(
+                ("agent_id",),
+                "dqn trains one network shared by every agent (independent Q-learning) on simultaneous (Parallel) envs",
+                "Use one policy and a Parallel env with dqn, or ppo / a2c for several policies and turn-based games.",
+            )
     mapping = dict(profile.policy_mapping) or {"": names[0]}
     try:
         groups = map_agents(agents, mapping)

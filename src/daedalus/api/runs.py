@@ -221,7 +221,6 @@ def _policy_overrides(
     groups = loaded.resolved.groups
     if groups is None:
         raise DaedalusError(f"--policy is for multi-agent runs; {loaded.path} trains one agent.")
-    from daedalus.algos.on_policy import ActorCriticPolicy
     from daedalus.rollout.policies import RandomPolicy
 
     out: dict[str, Any] = {}
@@ -250,9 +249,9 @@ def _policy_overrides(
                 f"--policy '{spec}': policy '{chosen}' of {other_run.path} acts in {their_obs} -> {their_act}, "
                 f"but '{name}' here needs {observation_space} -> {action_space}."
             )
-        from daedalus.algos.multi_policy import collection_policy
+        from daedalus.algos.multi_policy import evaluation_policy
 
-        out[name] = collection_policy(other_policies[chosen], ActorCriticPolicy)
+        out[name] = evaluation_policy(other_policies[chosen])
     return out
 
 

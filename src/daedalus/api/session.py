@@ -402,11 +402,10 @@ def evaluate_agent(
     if resolved.groups is not None:
         from types import SimpleNamespace
 
-        from daedalus.algos.multi_policy import collection_policy
-        from daedalus.algos.on_policy import ActorCriticPolicy
+        from daedalus.algos.multi_policy import evaluation_policy
         from daedalus.rollout.multiagent import evaluate_policies
 
-        policies = {name: collection_policy(policy, ActorCriticPolicy) for name, policy in agent.policies.items()}
+        policies = {name: evaluation_policy(policy) for name, policy in agent.policies.items()}
         policies.update(overrides or {})
         context = SimpleNamespace(make_env=resolved.make_env)
         return evaluate_policies(

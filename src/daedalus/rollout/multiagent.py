@@ -21,7 +21,14 @@ from daedalus.envs.pettingzoo import GroupStep, NamedMultiAgentVecEnv, parse_row
 from daedalus.rollout.contract import Policy, Trajectory
 from daedalus.rollout.journal import EnvJournal
 
-__all__ = ["MultiAgentEvaluation", "MultiAgentSource", "evaluate_policies", "multi_agent_source", "pettingzoo_source"]
+__all__ = [
+    "GroupWorker",
+    "MultiAgentEvaluation",
+    "MultiAgentSource",
+    "evaluate_policies",
+    "multi_agent_source",
+    "pettingzoo_source",
+]
 
 #: ``transform(obs, update) -> obs`` per group (a policy's preprocessing: flattening, normalization).
 Transforms = Mapping[str, Callable[[np.ndarray, bool], np.ndarray]]
@@ -212,6 +219,39 @@ class MultiAgentSource:
         if raw is None:
             raise RuntimeError("the env journal has no reset to start from")
         return raw
+
+
+class GroupWorker:
+    """One group of a :class:`MultiAgentSource` seen as a step-level rollout worker (``reset`` /
+    ``step`` on arrays, a :class:`GroupStep` per step): what the replay loop's collector drives
+    for independent Q-learning with one shared network."""
+
+    def __init__(self, source: MultiAgentSource, group: str) -> None:
+        if list(source.groups) != [group]:
+            raise ValueError(f"GroupWorker needs a source with the one group '{group}' (it has {', '.join(source.groups)})")
+        self.source, self.group = source, group
+        self.num_envs = source.num_envs
+        self.num_agents = len(source.groups[group])
+        self.batch_size = source.num_rows[group]
+        self.observation_space = source.observation_spaces[group]
+        self.action_space = source.action_spaces[group]
+
+    @property
+    def env_time(self) -> float:
+        """Seconds inside the envs (the source's)."""
+        return self.source.env_time
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset (or, resuming, replay) every copy; the group's observations."""
+        return self.source.reset(seed)[self.group]
+
+    def step(self, actions: np.ndarray) -> GroupStep:
+        """One step of every copy with the group's actions."""
+        return self.source.step({self.group: actions})[self.group]
+
+    def close(self) -> None:
+        """Close the source."""
+        self.source.close()
 
 
 def _act_masked(policy: Policy, obs: np.ndarray, mask: np.ndarray, deterministic: bool = False) -> Any:
