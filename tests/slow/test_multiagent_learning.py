@@ -3,8 +3,8 @@ steps, the deterministic per-agent return over 200 seeded episodes beats a unifo
 
 Random, measured with the same evaluation (200 episodes): -25.9 per agent with the final
 evaluation's seeds (100000+), -27.0 with seeds 0+ (the issue quotes -27.4). Trained, 2026-11-26 on
-this 2-core machine: -20.4 (seed 0) and -20.5 (seed 1) at 50k steps, -18.6 / -19.2 at 100k, so
-about 6 better than random. The test asks for -23 (3 to 4 above random, 2.5 below what training
+this 2-core machine: -20.8 (seed 0) and -21.0 (seed 1) at 50k steps, -18.6 / -19.2 at 100k, so
+about 5 better than random. The test asks for -23 (3 to 4 above random, 2.5 below what training
 reaches); ~25 s a seed.
 """
 
