@@ -446,3 +446,15 @@ def test_dqn_trains_one_shared_q_network_on_a_multi_agent_env_and_resumes_exactl
     two = text.replace("  config:", "  policies: {a: {}, b: {}}\n      policy_mapping: {agent_0: a, '': b}\n      config:", 1)
     with pytest.raises(ProfileError, match="dqn trains one network shared by every agent"):
         api.load(write(workdir / "two.yaml", two))
+
+
+def test_subprocess_copies_train_exactly_as_in_process_ones(workdir: Path) -> None:
+    """rollout: {backend: subprocess} moves the copies into one child process; nothing else changes."""
+    local = daedalus.train(write(workdir / "tag.yaml", TAG), runs_dir=workdir / "local")
+    text = TAG.replace("  num_envs: 2\n", "  num_envs: 2\n  rollout: {backend: subprocess}\n", 1)
+    child = daedalus.train(write(workdir / "tag_sub.yaml", text), runs_dir=workdir / "sub")
+    assert child.status == "completed"
+    a = load_file(str(local.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(child.path / "checkpoints/final/weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert child.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]

@@ -247,8 +247,6 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
             f"agent '{profile.agent_id}' does not train on multi-agent environments ('{profile.env_id}' has agents "
             f"{', '.join(agents)})", f"Use one of: {', '.join(MULTI_AGENT_ALGOS)}.",
         )
-    if profile.backend != "local":
-        raise profile.fail(("rollout", "backend"), "multi-agent envs run in this process only for now", "Write 'rollout: {backend: local}'.")
     names = list(profile.policies) or [SHARED_POLICY]
     if spec.agent_id == "dqn":
         from daedalus.envs.pettingzoo import is_aec

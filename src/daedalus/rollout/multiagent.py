@@ -38,7 +38,7 @@ _TRAILING = 20  # episodes in the trailing means of per-group returns
 class MultiAgentSource:
     """A rollout source over named groups of agents (see the module docstring)."""
 
-    def __init__(self, envs: NamedMultiAgentVecEnv, transforms: Transforms | None = None, journal: EnvJournal | None = None) -> None:
+    def __init__(self, envs: Any, transforms: Transforms | None = None, journal: EnvJournal | None = None) -> None:
         self.envs = envs
         self.transforms = dict(transforms or {})
         self.journal = journal
@@ -321,6 +321,82 @@ def pettingzoo_source(
     return MultiAgentSource(NamedMultiAgentVecEnv(make_env, num_envs, groups, seed=seed), transforms)
 
 
+def _subprocess_main(connection: Any, build: Callable[[], NamedMultiAgentVecEnv]) -> None:
+    envs = build()
+    groups = list(envs.groups)
+    connection.send({
+        "num_envs": envs.num_envs, "groups": envs.groups, "num_rows": envs.num_rows, "row_names": envs.row_names,
+        "observation_spaces": envs.observation_spaces, "action_spaces": envs.action_spaces,
+        "possible_agents": envs.possible_agents, "is_aec": envs.is_aec, "actor_inputs": envs.actor_inputs,
+    })
+    while True:
+        command, payload = connection.recv()
+        if command == "step":
+            steps = envs.step(payload)
+            connection.send((steps, {name: envs.action_masks(name) for name in groups}))
+        elif command == "reset":
+            obs = envs.reset(seed=payload)
+            connection.send((obs, {name: envs.action_masks(name) for name in groups}))
+        else:
+            envs.close()
+            connection.close()
+            return
+
+
+class SubprocessNamedVecEnv:
+    """A :class:`~daedalus.envs.pettingzoo.NamedMultiAgentVecEnv` living in a child process
+    (``rollout: {backend: subprocess}``): the policies stay here, observations, actions and
+    action masks cross a pipe once per step. ``build`` (picklable) builds the vector env in the child."""
+
+    def __init__(self, build: Callable[[], NamedMultiAgentVecEnv], start_method: str | None = None) -> None:
+        import multiprocessing as mp
+
+        context: Any = mp.get_context(start_method or ("fork" if "fork" in mp.get_all_start_methods() else "spawn"))
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_subprocess_main, args=(child, build), daemon=True)
+        self._process.start()
+        child.close()
+        info = self._connection.recv()
+        self.num_envs: int = info["num_envs"]
+        self.groups: dict[str, list[str]] = info["groups"]
+        self.num_rows: dict[str, int] = info["num_rows"]
+        self.row_names: dict[str, list[str]] = info["row_names"]
+        self.observation_spaces: dict[str, Any] = info["observation_spaces"]
+        self.action_spaces: dict[str, Any] = info["action_spaces"]
+        self.possible_agents: list[str] = info["possible_agents"]
+        self.is_aec: bool = info["is_aec"]
+        self.actor_inputs: dict[str, int] = info["actor_inputs"]
+        self._masks: dict[str, np.ndarray | None] = {name: None for name in self.groups}
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Reset every copy (in the child)."""
+        self._connection.send(("reset", seed))
+        obs, self._masks = self._connection.recv()
+        return obs
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, GroupStep]:
+        """One step of every copy (in the child)."""
+        self._connection.send(("step", {name: np.asarray(a) for name, a in actions.items()}))
+        steps, self._masks = self._connection.recv()
+        return steps
+
+    def action_masks(self, group: str) -> np.ndarray | None:
+        """The masks that came with the last reset or step."""
+        return self._masks[group]
+
+    def close(self) -> None:
+        """Stop the child process."""
+        import contextlib
+
+        if self._process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._connection.send(("close", None))
+            self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._connection.close()
+
+
 def multi_agent_source(
     context: Any,
     groups: Mapping[str, list[str]],
@@ -330,9 +406,13 @@ def multi_agent_source(
 ) -> MultiAgentSource:
     """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``
     (the groups in ``one_hot`` get a one-hot of the agent's index appended to observations)."""
-    envs = NamedMultiAgentVecEnv(
-        context.make_env, context.num_envs, groups, seed=context.seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized)
+    from functools import partial
+
+    build = partial(
+        NamedMultiAgentVecEnv, context.make_env, context.num_envs, dict(groups), seed=context.seed,
+        one_hot_agent_id=list(one_hot), centralized_critic=list(centralized),
     )
+    envs: Any = SubprocessNamedVecEnv(build) if getattr(context, "backend", "local") == "subprocess" else build()
     return MultiAgentSource(envs, transforms, context.journal)
 
 
