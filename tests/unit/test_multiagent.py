@@ -458,3 +458,10 @@ def test_subprocess_copies_train_exactly_as_in_process_ones(workdir: Path) -> No
     b = load_file(str(child.path / "checkpoints/final/weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert child.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]
+
+
+def test_an_env_of_no_known_kind_is_a_profile_error_at_load(workdir: Path) -> None:
+    write(workdir / "odd.py", "def make_env(**kwargs):\n    return {'not': 'an env'}\n")
+    profile = write(workdir / "p.yaml", "odd:\n  agent_id: ppo\n  env_id: odd.py:make_env\n")
+    with pytest.raises(ProfileError, match=r"neither a Gymnasium env nor a PettingZoo env .*p\.yaml:3|p\.yaml:3.*neither a Gymnasium env nor a PettingZoo env"):
+        api.load(profile)

@@ -156,9 +156,18 @@ def validate(profile: Profile) -> ResolvedProfile:
             from daedalus.envs.pettingzoo import is_pettingzoo
 
             if not is_pettingzoo(env):  # multi-agent envs are resolved below, group by group
+                missing = [name for name in ("reset", "step", "observation_space", "action_space") if not hasattr(env, name)]
+                if missing:
+                    kind = f"{type(env).__module__}.{type(env).__qualname__}"
+                    raise RegistryError(
+                        f"'{profile.env_id}' built a {kind} (no {', '.join(missing)}), which is neither a Gymnasium env "
+                        "nor a PettingZoo env (Parallel or AEC). Return a gymnasium.Env or a PettingZoo env from the factory"
+                    )
                 observation_space, action_space = env.observation_space, env.action_space
         finally:
-            env.close()
+            close = getattr(env, "close", None)
+            if callable(close):
+                close()
     except RegistryError as exc:
         problems.add(profile.fail(("env_id",), str(exc).rstrip("."), "Fix 'env_id', 'env_args' or 'wrappers'."))
     except DaedalusError:
