@@ -21,7 +21,7 @@ import os
 import random
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,6 +248,62 @@ def record_video(
         finally:
             env.close()
     return EvalResult(returns=stats.returns, lengths=stats.lengths, deterministic=deterministic, seed=seed)
+
+
+def record_multiagent_video(
+    make_env: EnvFactory,
+    groups: Mapping[str, list[str]],
+    policies: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    n_episodes: int = 1,
+    deterministic: bool = True,
+    seed: int | None = None,
+    fps: int = 30,
+    one_hot: Collection[str] = (),
+    centralized: Collection[str] = (),
+) -> Any:
+    """Play ``n_episodes`` episodes of a multi-agent env one after another into one video file.
+
+    ``make_env`` builds a PettingZoo env that renders RGB arrays (``render_mode="rgb_array"``);
+    episode ``i`` is reset with ``seed + i`` and each group acts with its policy, as in
+    :func:`daedalus.rollout.multiagent.evaluate_policies`, whose result it returns (team, per
+    policy and per agent returns). One frame after the reset and after every step.
+    """
+    try:
+        import imageio
+    except ImportError:
+        raise MissingDependencyError("imageio", "video", "Recording videos") from None
+    import numpy as np
+
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv
+    from daedalus.rollout.multiagent import MultiAgentEvaluation, play_wave, policy_transforms
+
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    transforms = policy_transforms(policies)
+    result = MultiAgentEvaluation([], {}, {agent: name for name, agents in groups.items() for agent in agents})
+    writer: Any
+    with imageio.get_writer(path, **_writer_options(path, fps)) as writer:
+        for episode in range(n_episodes):
+            episode_seed = None if seed is None else seed + episode
+            envs = NamedMultiAgentVecEnv(make_env, 1, groups, seed=episode_seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized))
+            try:
+                if getattr(envs.envs[0], "render_mode", None) != "rgb_array":
+                    raise DaedalusError(
+                        "Recording a video needs an env that renders RGB frames; build the PettingZoo env with "
+                        "render_mode='rgb_array' (daedalus replay does)."
+                    )
+
+                def frame(ended: bool, envs: Any = envs) -> None:
+                    if not ended:  # after the last step the copy has already been reset
+                        writer.append_data(_even_frame(np.asarray(envs.envs[0].render())))
+
+                play_wave(envs, policies, transforms, deterministic, episode_seed, result, on_frame=frame)
+            finally:
+                envs.close()
+    return result
 
 
 # --------------------------------------------------------------------------- helpers

@@ -465,3 +465,14 @@ def test_an_env_of_no_known_kind_is_a_profile_error_at_load(workdir: Path) -> No
     profile = write(workdir / "p.yaml", "odd:\n  agent_id: ppo\n  env_id: odd.py:make_env\n")
     with pytest.raises(ProfileError, match=r"neither a Gymnasium env nor a PettingZoo env .*p\.yaml:3|p\.yaml:3.*neither a Gymnasium env nor a PettingZoo env"):
         api.load(profile)
+
+
+def test_replay_records_a_multi_agent_run(workdir: Path) -> None:
+    import imageio.v3 as iio
+
+    run = daedalus.train(write(workdir / "spread.yaml", SPREAD), runs_dir=workdir / "runs")
+    result, video = api.replay(run.path, workdir / "spread.mp4", episodes=2, runs_dir=workdir / "runs")
+    frames = iio.imread(video)
+    # A reset frame and one per step, but the last step of each episode (the copy is reset by then).
+    assert frames.shape[0] == 2 * 25 and frames.shape[-1] == 3 and frames.std() > 0
+    assert len(result.team_returns) == 2 and set(result.agent_returns) == {"agent_0", "agent_1", "agent_2"}

@@ -278,6 +278,17 @@ def replay(
     target = Path(video) if video else loaded.path / "videos" / f"{loaded.checkpoint}-seed{seed}.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)
     make_env = loaded.resolved.env_factory(render_mode="rgb_array")
+    if loaded.resolved.groups is not None:  # a multi-agent run: every policy plays its agents
+        from daedalus.algos.multi_policy import evaluation_policy
+        from daedalus.evaluation import record_multiagent_video
+
+        agent = loaded.agent
+        policies = {name: evaluation_policy(policy) for name, policy in agent.policies.items()}
+        result = record_multiagent_video(
+            make_env, agent.groups, policies, target, n_episodes=episodes, deterministic=deterministic, seed=seed,
+            one_hot=agent.one_hot, centralized=agent.centralized,
+        )
+        return result, target
     result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)
     return result, target
 

@@ -506,8 +506,7 @@ def evaluate_policies(
     plays on (that play is not counted) until the wave's last episode ends.
     """
     if transforms is None:
-        found = {name: _policy_transform(policy) for name, policy in policies.items()}
-        transforms = {name: transform for name, transform in found.items() if transform is not None}
+        transforms = policy_transforms(policies)
     result = MultiAgentEvaluation([], {}, {agent: name for name, agents in groups.items() for agent in agents})
     first_episode = 0
     while first_episode < n_episodes:
@@ -517,27 +516,39 @@ def evaluate_policies(
             context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized)
         )
         try:
-            _play_wave(envs, policies, transforms, deterministic, wave_seed, result)
+            play_wave(envs, policies, transforms, deterministic, wave_seed, result)
         finally:
             envs.close()
         first_episode += copies
     return result
 
 
-def _play_wave(
+def policy_transforms(policies: Mapping[str, Policy]) -> dict[str, Callable[[np.ndarray, bool], np.ndarray]]:
+    """Each policy's own observation preprocessing (an actor-critic's ``preprocess``), where it has one."""
+    found = {name: _policy_transform(policy) for name, policy in policies.items()}
+    return {name: transform for name, transform in found.items() if transform is not None}
+
+
+def play_wave(
     envs: NamedMultiAgentVecEnv,
     policies: Mapping[str, Policy],
     transforms: Transforms,
     deterministic: bool,
     seed: int | None,
     result: MultiAgentEvaluation,
+    on_frame: Callable[[bool], None] | None = None,
 ) -> None:
-    """One episode per copy (copy ``i`` reset with ``seed + i``), added to ``result`` in copy order."""
+    """One episode per copy (copy ``i`` reset with ``seed + i``), added to ``result`` in copy order.
+
+    ``on_frame(copy_0_ended)`` is called after the reset and after every step (for videos).
+    """
     copies = envs.num_envs
     finished = np.zeros(copies, dtype=bool)
     team: list[tuple[float, int]] = [(0.0, 0)] * copies
     agents: list[dict[str, float]] = [{} for _ in range(copies)]
     raw = envs.reset(seed=seed)
+    if on_frame is not None:
+        on_frame(False)
     while not finished.all():
         actions = {}
         for name, obs in raw.items():
@@ -561,6 +572,8 @@ def _play_wave(
                 team[copy] = (float(value), int(length))
                 finished[copy] = True
         raw = {name: step.obs for name, step in steps.items()}
+        if on_frame is not None:
+            on_frame(bool(finished[0]))
     for copy in range(copies):
         result.team_returns.append(team[copy][0])
         result.team_lengths.append(team[copy][1])
