@@ -260,7 +260,7 @@ def record_multiagent_video(
     seed: int | None = None,
     fps: int = 30,
     one_hot: Collection[str] = (),
-    centralized: Collection[str] = (),
+    critics: Mapping[str, str] | None = None,
 ) -> Any:
     """Play ``n_episodes`` episodes of a multi-agent env one after another into one video file.
 
@@ -276,7 +276,12 @@ def record_multiagent_video(
     import numpy as np
 
     from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv
-    from daedalus.rollout.multiagent import MultiAgentEvaluation, play_wave, policy_transforms
+    from daedalus.rollout.multiagent import (
+        MultiAgentEvaluation,
+        critic_groups,
+        play_wave,
+        policy_transforms,
+    )
 
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
@@ -288,7 +293,7 @@ def record_multiagent_video(
     with imageio.get_writer(path, **_writer_options(path, fps)) as writer:
         for episode in range(n_episodes):
             episode_seed = None if seed is None else seed + episode
-            envs = NamedMultiAgentVecEnv(make_env, 1, groups, seed=episode_seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized))
+            envs = NamedMultiAgentVecEnv(make_env, 1, groups, seed=episode_seed, one_hot_agent_id=list(one_hot), centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1])
             try:
                 if getattr(envs.envs[0], "render_mode", None) != "rgb_array":
                     raise DaedalusError(

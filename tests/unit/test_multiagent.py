@@ -476,3 +476,23 @@ def test_replay_records_a_multi_agent_run(workdir: Path) -> None:
     # A reset frame and one per step, but the last step of each episode (the copy is reset by then).
     assert frames.shape[0] == 2 * 25 and frames.shape[-1] == 3 and frames.std() > 0
     assert len(result.team_returns) == 2 and set(result.agent_returns) == {"agent_0", "agent_1", "agent_2"}
+
+
+def test_a_state_critic_reads_the_envs_global_state(workdir: Path) -> None:
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv, make_pettingzoo
+
+    def make(seed: int | None) -> object:
+        return make_pettingzoo("mpe2:simple_spread_v3", {"N": 3, "max_cycles": 25, "continuous_actions": False})
+
+    envs = NamedMultiAgentVecEnv(make, 2, {"default": ["agent_0", "agent_1", "agent_2"]}, seed=1, state_critic=["default"])
+    state_size = envs.state_groups["default"][2]
+    assert envs.observation_spaces["default"].shape == (18 + state_size + 3,) and envs.actor_inputs == {"default": 18}
+    rows = envs.reset(seed=1)["default"]
+    for copy in range(2):
+        state = np.asarray(envs.envs[copy].state(), dtype=np.float32).reshape(-1)
+        for agent in range(3):
+            np.testing.assert_array_equal(rows[3 * copy + agent, 18 : 18 + state_size], state)
+    envs.close()
+    text = SPREAD.replace("torch_threads: 1}", "torch_threads: 1, critic: state}")
+    run = daedalus.train(write(workdir / "spread.yaml", text), runs_dir=workdir / "runs")
+    assert run.status == "completed" and len(run.artifacts["final_evaluation"]["team_returns"]) == 3

@@ -51,8 +51,8 @@ class PolicySet(TensorAgent):
         self.trainable = {name: bool(trainable.get(name, True)) for name in self.policies}
         #: Groups whose observations carry a one-hot of the agent's index (``agent_id_input``).
         self.one_hot: set[str] = set()
-        #: Groups whose critic is centralized (their rows carry the group's joint observation).
-        self.centralized: set[str] = set()
+        #: Groups whose critic is ``centralized`` (the group's joint observation) or reads the env's ``state``.
+        self.critics: dict[str, str] = {}
         self.global_step = 0
         self.num_updates = 0
         self.num_episodes = 0
@@ -176,7 +176,7 @@ def train_policy_set(
     from daedalus.rollout.multiagent import multi_agent_source
 
     previous_threads = set_torch_threads(config.torch_threads)
-    source = multi_agent_source(context, agent.groups, {name: p.preprocess for name, p in agent.policies.items()}, agent.one_hot, agent.centralized)
+    source = multi_agent_source(context, agent.groups, {name: p.preprocess for name, p in agent.policies.items()}, agent.one_hot, agent.critics)
     try:
         policies = {name: collection_policy(policy, make_policy) for name, policy in agent.policies.items()}
         evaluator = _evaluator(context, agent, policies)
@@ -242,7 +242,7 @@ def train_replay_policy_set(
     if context is None:
         raise ValueError("training on a multi-agent env needs the run's context (daedalus train, or daedalus.train())")
     ((name, inner),) = agent.policies.items()
-    source = multi_agent_source(context, agent.groups, None, agent.one_hot, agent.centralized)
+    source = multi_agent_source(context, agent.groups, None, agent.one_hot, agent.critics)
     worker = GroupWorker(source, name)
     evaluator = _evaluator(context, agent, {name: evaluation_policy(inner)})
 
@@ -318,7 +318,7 @@ def _evaluator(context: TrainContext, agent: PolicySet, policies: Mapping[str, A
     from daedalus.rollout.multiagent import evaluate_policies
 
     def evaluate(n_episodes: int, deterministic: bool, seed: int | None) -> tuple[float, float, tuple[float, ...], dict[str, float]]:
-        result = evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed, one_hot=agent.one_hot, centralized=agent.centralized)
+        result = evaluate_policies(context, agent.groups, policies, n_episodes, deterministic, seed, one_hot=agent.one_hot, critics=agent.critics)
         extra = {f"eval/{name}/mean_return": value for name, value in result.policy_means().items()}
         return result.mean_team_return, result.std_team_return, tuple(result.team_returns), extra
 

@@ -64,9 +64,10 @@ class OnPolicyConfig:
     shared_trunk: bool = param(False, "Actor and critic share their hidden layers.")
     critic: str = param(
         "decentralized",
-        "Multi-agent envs: 'decentralized' (IPPO: the critic sees the agent's own observation) or 'centralized' "
-        "(MAPPO: the critic sees every agent of the group in the same env copy, plus the agent's index).",
-        choices=["decentralized", "centralized"],
+        "Multi-agent envs: 'decentralized' (IPPO: the critic sees the agent's own observation), 'centralized' "
+        "(MAPPO: the critic sees every agent of the group in the same env copy, plus the agent's index) or 'state' "
+        "(MAPPO: the critic sees the env's global state, env.state(), plus the agent's index).",
+        choices=["decentralized", "centralized", "state"],
     )
     log_std_init: float = param(0.0, "Initial log standard deviation of Gaussian policies (Box actions).")
     eval_every_steps: int = param(10_000, "Evaluate on separate env copies every this many steps; 0 disables.", NONNEGATIVE)

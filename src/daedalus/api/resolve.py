@@ -51,6 +51,8 @@ class ResolvedProfile:
     policy_configs: dict[str, Any] = field(default_factory=dict)
     #: Policies with a centralized critic -> the length of the agent's own observation (what the actor reads).
     actor_inputs: dict[str, int] = field(default_factory=dict)
+    #: Policies whose critic is ``centralized`` or reads the env's ``state`` (the config's ``critic``).
+    critics: dict[str, str] = field(default_factory=dict)
     #: For the agent factory of one policy (set by make_agent): see ``actor_inputs``.
     factory_actor_inputs: int | None = None
 
@@ -193,10 +195,10 @@ def validate(profile: Profile) -> ResolvedProfile:
             "policies and policy_mapping are for PettingZoo and Gymnasium envs",
             "Remove them (its agents share one policy), or build a PettingZoo env in make_env.",
         ))
-    if multi is None and observation_space is not None and getattr(config, "critic", None) == "centralized":
+    if multi is None and observation_space is not None and getattr(config, "critic", None) in ("centralized", "state"):
         problems.add(profile.fail(
             ("config", "critic"), f"a centralized critic needs a multi-agent environment, and '{profile.env_id}' has one agent",
-            "Remove 'critic: centralized' (or train on a PettingZoo env).",
+            f"Remove 'critic: {config.critic}' (or train on a PettingZoo env).",
         ))
     flatten = False
     if spec is not None and observation_space is not None and multi is None:
@@ -219,7 +221,7 @@ def validate(profile: Profile) -> ResolvedProfile:
     resolved = ResolvedProfile(profile, spec, config, make_env, observation_space, action_space, flatten, callback_factories)
     if multi is not None:
         resolved.groups, resolved.group_spaces, resolved.policy_configs = multi.groups, multi.spaces, multi.configs
-        resolved.actor_inputs = multi.actor_inputs
+        resolved.actor_inputs, resolved.critics = multi.actor_inputs, multi.critics
     return resolved
 
 
@@ -233,6 +235,7 @@ class _MultiAgent:
     spaces: dict[str, tuple[Any, Any]]
     configs: dict[str, Any]
     actor_inputs: dict[str, int]
+    critics: dict[str, str]
 
 
 def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[int | None], Any]) -> _MultiAgent | None:
@@ -290,10 +293,15 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
                 configs[name] = build_config(spec.config_class, {**profile.config, **own}, profile)
     problems.raise_if_any()
     random = {name for name, entry in profile.policies.items() if entry.random}
-    central = [name for name, config in configs.items() if getattr(config, "critic", None) == "centralized" and name not in random]
+    critics = {
+        name: config.critic for name, config in configs.items()
+        if getattr(config, "critic", None) in ("centralized", "state") and name not in random
+    }
     try:
+        from daedalus.rollout.multiagent import critic_groups
+
         one_hot = [name for name, entry in profile.policies.items() if entry.agent_id_input]
-        probe = NamedMultiAgentVecEnv(make_env, 1, groups, one_hot_agent_id=one_hot, centralized_critic=central)
+        probe = NamedMultiAgentVecEnv(make_env, 1, groups, one_hot_agent_id=one_hot, centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1])
     except DaedalusError as exc:
         raise profile.fail(("policy_mapping",) if profile.policy_mapping else ("env_id",), str(exc).rstrip("."), "") from None
     try:
@@ -305,7 +313,7 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
         with problems.collect():
             check_spaces(profile, spec, *spaces[name])
     problems.raise_if_any()
-    return _MultiAgent(groups, spaces, configs, actor_inputs)
+    return _MultiAgent(groups, spaces, configs, actor_inputs, critics)
 
 
 def resolve_callbacks(profile: Profile) -> list[Callable[[], Any]]:
@@ -545,7 +553,7 @@ def _make_policy_set(resolved: ResolvedProfile) -> Any:
     policies = resolved.profile.policies
     policy_set = PolicySet(agents, resolved.groups, {name: policies[name].trainable if name in policies else True for name in agents})
     policy_set.one_hot = {name for name in agents if name in policies and policies[name].agent_id_input}
-    policy_set.centralized = set(resolved.actor_inputs)
+    policy_set.critics = dict(resolved.critics)
     for name in agents:
         ref = policies[name].checkpoint if name in policies else None
         if ref is not None:

@@ -286,7 +286,7 @@ def replay(
         policies = {name: evaluation_policy(policy) for name, policy in agent.policies.items()}
         result = record_multiagent_video(
             make_env, agent.groups, policies, target, n_episodes=episodes, deterministic=deterministic, seed=seed,
-            one_hot=agent.one_hot, centralized=agent.centralized,
+            one_hot=agent.one_hot, critics=agent.critics,
         )
         return result, target
     result = record_video(loaded.agent, make_env, target, n_episodes=episodes, deterministic=deterministic, seed=seed)

@@ -410,7 +410,7 @@ def evaluate_agent(
         context = SimpleNamespace(make_env=resolved.make_env)
         return evaluate_policies(
             context, agent.groups, policies, n_episodes, deterministic, seed,
-            one_hot=getattr(agent, "one_hot", ()), centralized=getattr(agent, "centralized", ()),
+            one_hot=getattr(agent, "one_hot", ()), critics=getattr(agent, "critics", None),
         )
     from daedalus.evaluation import evaluate
 

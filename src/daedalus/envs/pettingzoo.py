@@ -436,6 +436,8 @@ class NamedMultiAgentVecEnv:
     (MAPPO) reads after the agent's own observation: each row becomes ``[own (d) | every agent
     of the group in the same copy, in group order (K*d) | one-hot of the agent's index (K)]``,
     flattened, float32. The actor reads the first ``d`` numbers only (``actor_inputs``).
+    ``state_critic`` (group names) does the same with the env's global state instead of the
+    group's observations: ``[own (d) | env.state() of the copy (S) | one-hot (K)]``.
 
     Semantics (autoreset, absent agents, AEC rewards, masks): see the module docstring.
     """
@@ -450,6 +452,7 @@ class NamedMultiAgentVecEnv:
         seed: int | None = None,
         one_hot_agent_id: bool | Collection[str] = False,
         centralized_critic: Collection[str] = (),
+        state_critic: Collection[str] = (),
     ) -> None:
         if num_envs < 1:
             raise DaedalusError(f"num_envs must be at least 1, got {num_envs}.")
@@ -494,14 +497,34 @@ class NamedMultiAgentVecEnv:
                 self.close()
                 raise DaedalusError(f"centralized_critic names group '{name}', which is not one of {', '.join(self._groups)}.")
             self.centralized[name] = (gym.spaces.flatdim(self._groups[name].observation_space), len(self._groups[name].agents))
+        #: Group -> (d, K, S) for the groups whose critic reads the env's global state.
+        self.state_groups: dict[str, tuple[int, int, int]] = {}
+        self._state: list[np.ndarray] = []
+        self._final_state: list[np.ndarray] = []
+        if state_critic:
+            state_space = getattr(self.envs[0], "state_space", None)
+            if state_space is not None:
+                state_size = gym.spaces.flatdim(state_space)
+            else:  # no declared space: look at one state (PettingZoo envs only have one after a reset)
+                self.envs[0].reset(seed=seed)
+                state_size = self._read_state(0).size
+            for name in state_critic:
+                if name not in self._groups or name in self.centralized:
+                    self.close()
+                    raise DaedalusError(f"state_critic names group '{name}', which is not a group (or already has a centralized critic).")
+                self.state_groups[name] = (gym.spaces.flatdim(self._groups[name].observation_space), len(self._groups[name].agents), state_size)
         #: Group name -> the ``actor_inputs`` of a centralized-critic group (its own observation's length).
         self.actor_inputs: dict[str, int] = {name: d for name, (d, _) in self.centralized.items()}
+        self.actor_inputs.update({name: d for name, (d, _, _) in self.state_groups.items()})
         #: One agent's spaces per group (observation: the ``observation`` part, one-hot included;
         #: for a centralized-critic group, the joint row described above).
         self.observation_spaces: dict[str, gym.Space[Any]] = {
             n: (
                 gym.spaces.Box(-np.inf, np.inf, (self.centralized[n][0] * (1 + self.centralized[n][1]) + self.centralized[n][1],), np.float32)
-                if n in self.centralized else g.observation_space
+                if n in self.centralized
+                else gym.spaces.Box(-np.inf, np.inf, (sum(self.state_groups[n][::2]) + self.state_groups[n][1],), np.float32)
+                if n in self.state_groups
+                else g.observation_space
             )
             for n, g in self._groups.items()
         }
@@ -628,6 +651,9 @@ class NamedMultiAgentVecEnv:
         self._team_length[:] = 0
         for copy in range(self.num_envs):
             self._reset_copy(copy, outs, None if seed is None else seed + copy)
+        if self.state_groups:
+            self._state = [self._read_state(copy) for copy in range(self.num_envs)]
+            self._final_state = list(self._state)
         self._needs_reset = False
         return {name: self._joint(name, out.obs) for name, out in outs.items()}
 
@@ -650,6 +676,8 @@ class NamedMultiAgentVecEnv:
             else:
                 copy_ended = self._step_parallel(copy, actions, outs)
             self._team_length[copy] += 1
+            if self.state_groups:  # the state the step led to (before an ended copy is reset)
+                self._final_state[copy] = self._state[copy] = self._read_state(copy)
             if copy_ended:
                 ended.append(copy)
                 team_returns.append(float(self._team_return[copy]))
@@ -657,21 +685,43 @@ class NamedMultiAgentVecEnv:
                 self._team_return[copy] = 0.0
                 self._team_length[copy] = 0
                 self._reset_copy(copy, outs, None)
+                if self.state_groups:
+                    self._state[copy] = self._read_state(copy)
         team = (
             (np.asarray(team_returns, dtype=np.float64), np.asarray(team_lengths, dtype=np.int64), np.asarray(ended, dtype=np.int64))
             if ended
             else (_NO_RETURNS, _NO_LENGTHS, _NO_LENGTHS)
         )
         steps = {name: self._group_step(name, out, *team) for name, out in outs.items()}
-        for name in self.centralized:
+        for name in [*self.centralized, *self.state_groups]:
             step = steps[name]
             final_is_obs = step.final_obs is step.obs
             step.obs = self._joint(name, step.obs)
-            step.final_obs = step.obs if final_is_obs else self._joint(name, step.final_obs)
+            step.final_obs = step.obs if final_is_obs else self._joint(name, step.final_obs, final=True)
         return steps
 
-    def _joint(self, name: str, obs: np.ndarray) -> np.ndarray:
-        """``[own | the copy's agents of the group | one-hot]`` per row, for a centralized critic."""
+    def _read_state(self, copy: int) -> np.ndarray:
+        """``env.state()`` of a copy, flat float32 (a clear error when the env has none)."""
+        state_fn = getattr(self.envs[copy], "state", None)
+        try:
+            state = state_fn() if callable(state_fn) else None
+        except NotImplementedError:
+            state = None
+        if state is None:
+            raise DaedalusError(
+                f"{type(self.envs[copy]).__name__} has no global state (env.state()); use critic: centralized "
+                "(the group's observations) instead of critic: state."
+            )
+        return np.asarray(state, dtype=np.float32).reshape(-1)
+
+    def _joint(self, name: str, obs: np.ndarray, final: bool = False) -> np.ndarray:
+        """``[own | the copy's agents of the group (or its state) | one-hot]`` per row, for a centralized critic."""
+        if name in self.state_groups:
+            d, agents, _ = self.state_groups[name]
+            own = np.asarray(obs, dtype=np.float32).reshape(len(obs), d)
+            states = np.repeat(np.stack(self._final_state if final else self._state), agents, axis=0)
+            one_hot = np.tile(np.eye(agents, dtype=np.float32), (len(obs) // agents, 1))
+            return np.concatenate([own, states, one_hot], axis=1)
         if name not in self.centralized:
             return obs
         d, agents = self.centralized[name]

@@ -26,6 +26,7 @@ __all__ = [
     "MultiAgentEvaluation",
     "MultiAgentSource",
     "evaluate_policies",
+    "critic_groups",
     "multi_agent_source",
     "pettingzoo_source",
 ]
@@ -402,7 +403,7 @@ def multi_agent_source(
     groups: Mapping[str, list[str]],
     transforms: Transforms | None = None,
     one_hot: Collection[str] = (),
-    centralized: Collection[str] = (),
+    critics: Mapping[str, str] | None = None,
 ) -> MultiAgentSource:
     """The source a multi-agent run's context describes: ``num_envs`` copies, agents in ``groups``
     (the groups in ``one_hot`` get a one-hot of the agent's index appended to observations)."""
@@ -410,7 +411,7 @@ def multi_agent_source(
 
     build = partial(
         NamedMultiAgentVecEnv, context.make_env, context.num_envs, dict(groups), seed=context.seed,
-        one_hot_agent_id=list(one_hot), centralized_critic=list(centralized),
+        one_hot_agent_id=list(one_hot), centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1],
     )
     envs: Any = SubprocessNamedVecEnv(build) if getattr(context, "backend", "local") == "subprocess" else build()
     return MultiAgentSource(envs, transforms, context.journal)
@@ -497,7 +498,7 @@ def evaluate_policies(
     transforms: Transforms | None = None,
     num_envs: int = 8,
     one_hot: Collection[str] = (),
-    centralized: Collection[str] = (),
+    critics: Mapping[str, str] | None = None,
 ) -> MultiAgentEvaluation:
     """Play exactly ``n_episodes`` whole episodes, episode ``i`` reset with ``seed + i`` (as the
     single-agent evaluation does), each group acting with its policy; results in episode order.
@@ -513,7 +514,7 @@ def evaluate_policies(
         copies = min(n_episodes - first_episode, max(1, num_envs))
         wave_seed = None if seed is None else seed + first_episode
         envs = NamedMultiAgentVecEnv(
-            context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot), centralized_critic=list(centralized)
+            context.make_env, copies, groups, seed=wave_seed, one_hot_agent_id=list(one_hot), centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1]
         )
         try:
             play_wave(envs, policies, transforms, deterministic, wave_seed, result)
@@ -521,6 +522,15 @@ def evaluate_policies(
             envs.close()
         first_episode += copies
     return result
+
+
+def critic_groups(critics: Mapping[str, str] | None) -> tuple[list[str], list[str]]:
+    """``(centralized_critic, state_critic)`` groups of ``NamedMultiAgentVecEnv`` for a ``{group: critic}`` map."""
+    critics = critics or {}
+    return (
+        [name for name, kind in critics.items() if kind == "centralized"],
+        [name for name, kind in critics.items() if kind == "state"],
+    )
 
 
 def policy_transforms(policies: Mapping[str, Policy]) -> dict[str, Callable[[np.ndarray, bool], np.ndarray]]:
