@@ -496,3 +496,26 @@ def test_a_state_critic_reads_the_envs_global_state(workdir: Path) -> None:
     text = SPREAD.replace("torch_threads: 1}", "torch_threads: 1, critic: state}")
     run = daedalus.train(write(workdir / "spread.yaml", text), runs_dir=workdir / "runs")
     assert run.status == "completed" and len(run.artifacts["final_evaluation"]["team_returns"]) == 3
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_sac_and_td3_share_one_actor_on_continuous_multi_agent_envs(workdir: Path, algo: str) -> None:
+    text = f"""
+    cont:
+      agent_id: {algo}
+      env_id: mpe2:simple_spread_v3
+      env_args: {{N: 2, max_cycles: 25, continuous_actions: true}}
+      num_envs: 2
+      seed: 0
+      config: {{total_steps: 400, learning_starts: 100, eval_every_steps: 200, eval_episodes: 2, final_eval_episodes: 2,
+               checkpoint_every_steps: 100, keep_last: 20, log_every_steps: 50, save_buffer: true, torch_threads: 1,
+               hidden_sizes: [32, 32], batch_size: 32}}
+    """
+    profile_file = write(workdir / "cont.yaml", text)
+    whole = daedalus.train(profile_file, runs_dir=workdir / "one")
+    assert whole.status == "completed" and set(whole.artifacts["final_evaluation"]["agents"]) == {"agent_0", "agent_1"}
+    first = daedalus.train(profile_file, runs_dir=workdir / "two", callbacks=[SigtermAt(250)])
+    resumed = daedalus.resume(first.path, runs_dir=workdir / "two")
+    a = load_file(str(whole.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(resumed.path / "checkpoints/final/weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -390,8 +390,15 @@ def train_sac(
     artifacts: dict[str, Any],
     save_callback: Callable[..., None] | None = None,
     context: TrainContext | None = None,
+    *,
+    source: Any = None,
+    evaluator: Callable[..., Any] | None = None,
 ) -> SACAgent:
     """Train ``agent`` with SAC until ``config.total_steps`` (continues from ``agent.global_step``).
+
+    On a multi-agent env ``agent`` is a one-policy PolicySet: one actor and critics shared by every
+    agent, each agent's transitions separate rows of one replay buffer (``source`` and ``evaluator``
+    then come from the multi-agent source).
 
     The loop (collect one step of every env copy, learn with :func:`sac_update` every
     ``train_frequency_steps`` after ``learning_starts``, log, evaluate, checkpoint) is shared with
@@ -403,7 +410,16 @@ def train_sac(
         critic_loss_fn=custom_loss(context, config.critic_loss, sac_critic_loss) if config.critic_loss else None,
         actor_loss_fn=custom_loss(context, config.actor_loss, sac_actor_loss) if config.actor_loss else None,
     )
-    train_replay(env_factory, agent, config, artifacts, save_callback, context, "sac", update, action_to_env=agent.to_env)
+    from daedalus.algos.multi_policy import PolicySet, train_replay_policy_set
+
+    if isinstance(agent, PolicySet):
+        return train_replay_policy_set(  # type: ignore[return-value]
+            env_factory, agent, config, artifacts, save_callback, context, train_sac
+        )
+    train_replay(
+        env_factory, agent, config, artifacts, save_callback, context, "sac", update, action_to_env=agent.to_env,
+        source=source, evaluator=evaluator,
+    )
     return agent
 
 

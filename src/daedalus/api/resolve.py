@@ -225,8 +225,8 @@ def validate(profile: Profile) -> ResolvedProfile:
     return resolved
 
 
-#: Agents that train on multi-agent envs: ppo and a2c (several policies), dqn (one shared network).
-MULTI_AGENT_ALGOS = ("ppo", "a2c", "dqn")
+#: Agents that train on multi-agent envs: ppo and a2c (several policies), dqn, sac and td3 (one shared network).
+MULTI_AGENT_ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
 
 
 @dataclass
@@ -260,7 +260,7 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
             f"{', '.join(agents)})", f"Use one of: {', '.join(MULTI_AGENT_ALGOS)}.",
         )
     names = list(profile.policies) or [SHARED_POLICY]
-    if spec.agent_id == "dqn":
+    if spec.agent_id in ("dqn", "sac", "td3"):
         from daedalus.envs.pettingzoo import is_aec
 
         probe_env = make_env(None)
@@ -271,8 +271,8 @@ def _resolve_multi_agent(profile: Profile, spec: AgentSpec, make_env: Callable[[
         if turn_based or len(names) > 1 or any(p.random for p in profile.policies.values()):
             raise profile.fail(
                 ("agent_id",),
-                "dqn trains one network shared by every agent (independent Q-learning) on simultaneous (Parallel) envs",
-                "Use one policy and a Parallel env with dqn, or ppo / a2c for several policies and turn-based games.",
+                f"{spec.agent_id} trains one network shared by every agent (independent learners) on simultaneous (Parallel) envs",
+                f"Use one policy and a Parallel env with {spec.agent_id}, or ppo / a2c for several policies and turn-based games.",
             )
     mapping = dict(profile.policy_mapping) or {"": names[0]}
     try:
