@@ -96,12 +96,12 @@ def test_profile_errors_name_the_env_and_the_fix() -> None:
     with pytest.raises(ProfileError, match=r"adversary_0.*agent_0|separate groups"):
         api.validate(profile_from_dict("p", tag))
     with pytest.raises(ProfileError, match="does not train on multi-agent environments"):
-        api.validate(profile_from_dict("p", {**tag, "agent_id": "td3"}))
+        api.validate(profile_from_dict("p", {**tag, "agent_id": "random"}))
     with pytest.raises(ProfileError, match="no prefix matches agent"):
         api.validate(profile_from_dict("p", {**tag, "policies": {"c": {}}, "policy_mapping": {"adversary_": "c"}}))
-    # A Gymnasium env with policies is the one-agent case (test_multiagent_gymnasium.py): SAC cannot train it.
+    # A Gymnasium env with policies is the one-agent case (test_multiagent_gymnasium.py): the random agent cannot train it.
     with pytest.raises(ProfileError, match=r"does not train on multi-agent environments \('Pendulum-v1' has agents agent_0\)"):
-        api.validate(profile_from_dict("p", {"agent_id": "sac", "env_id": "Pendulum-v1", "policies": {"a": {}}}))
+        api.validate(profile_from_dict("p", {"agent_id": "random", "env_id": "Pendulum-v1", "policies": {"a": {}}}))
 
 
 # --------------------------------------------------------------------------- per-agent GAE
