@@ -100,7 +100,6 @@ def logged_steps(run: Path) -> list[int]:
 def interrupted_then_resumed(profile_file: Path, runs_dir: Path, at_step: int) -> daedalus.RunResult:
     first = daedalus.train(profile_file, runs_dir=runs_dir, callbacks=[SigtermAt(at_step)])
     assert first.status == "interrupted"
-    assert first.steps < 10**9
     return daedalus.resume(first.path, runs_dir=runs_dir)
 
 

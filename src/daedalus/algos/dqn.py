@@ -35,6 +35,7 @@ from daedalus.algos.common import (
     optimizer_tensors,
     train_replay,
 )
+from daedalus.algos.multi_policy import replay_on_policy_sets
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.flat import FLAT_ACTIVATIONS, FlatMLP
@@ -313,6 +314,7 @@ def dqn_update(
 # --------------------------------------------------------------------------- training loop
 
 
+@replay_on_policy_sets
 def train_dqn(
     env_factory: Callable[[int | None], Any],
     agent: DQNAgent,
@@ -335,12 +337,6 @@ def train_dqn(
     and ``artifacts["time_split"]``.
     """
 
-    from daedalus.algos.multi_policy import PolicySet, train_replay_policy_set
-
-    if isinstance(agent, PolicySet):  # a multi-agent env: independent Q-learning, one shared network
-        return train_replay_policy_set(  # type: ignore[return-value]
-            env_factory, agent, config, artifacts, save_callback, context, train_dqn
-        )
 
     def update_target(previous: int) -> None:
         # SB3's schedule: counted in environment steps, checked before learning.

@@ -256,6 +256,22 @@ def train_replay_policy_set(
     return agent
 
 
+def replay_on_policy_sets(train: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a replay algorithm's training wrapper (DQN, SAC, TD3) so that a one-policy
+    :class:`PolicySet` (a multi-agent env) trains through :func:`train_replay_policy_set`, which
+    calls the undecorated wrapper back with the policy's own agent."""
+    import functools
+
+    @functools.wraps(train)
+    def wrapper(env_factory: Callable[[int | None], Any], agent: Any, config: Any, artifacts: dict[str, Any],
+                save_callback: Callable[..., None] | None = None, context: TrainContext | None = None, **options: Any) -> Any:
+        if isinstance(agent, PolicySet):
+            return train_replay_policy_set(env_factory, agent, config, artifacts, save_callback, context, train)
+        return train(env_factory, agent, config, artifacts, save_callback, context, **options)
+
+    return wrapper
+
+
 def evaluation_policy(policy: Any) -> Any:
     """What plays for ``policy`` in an evaluation: its own collection policy (a random player), an
     actor-critic's :class:`~daedalus.algos.on_policy.ActorCriticPolicy`, else its ``predict``."""

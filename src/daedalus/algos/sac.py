@@ -36,6 +36,7 @@ from daedalus.algos.common import (
     optimizer_tensors,
     train_replay,
 )
+from daedalus.algos.multi_policy import replay_on_policy_sets
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.networks import ACTIVATIONS
@@ -383,6 +384,7 @@ def sac_update(
 # --------------------------------------------------------------------------- training loop
 
 
+@replay_on_policy_sets
 def train_sac(
     env_factory: Callable[[int | None], Any],
     agent: SACAgent,
@@ -410,12 +412,6 @@ def train_sac(
         critic_loss_fn=custom_loss(context, config.critic_loss, sac_critic_loss) if config.critic_loss else None,
         actor_loss_fn=custom_loss(context, config.actor_loss, sac_actor_loss) if config.actor_loss else None,
     )
-    from daedalus.algos.multi_policy import PolicySet, train_replay_policy_set
-
-    if isinstance(agent, PolicySet):
-        return train_replay_policy_set(  # type: ignore[return-value]
-            env_factory, agent, config, artifacts, save_callback, context, train_sac
-        )
     train_replay(
         env_factory, agent, config, artifacts, save_callback, context, "sac", update, action_to_env=agent.to_env,
         source=source, evaluator=evaluator,

@@ -34,6 +34,7 @@ from daedalus.algos.common import (
     optimizer_tensors,
     train_replay,
 )
+from daedalus.algos.multi_policy import replay_on_policy_sets
 from daedalus.buffers.replay import ReplayBuffer, ReplaySample
 from daedalus.errors import ProfileError
 from daedalus.nn.networks import ACTIVATIONS
@@ -361,6 +362,7 @@ def td3_update(
 # --------------------------------------------------------------------------- training loop
 
 
+@replay_on_policy_sets
 def train_td3(
     env_factory: Callable[[int | None], Any],
     agent: TD3Agent,
@@ -388,12 +390,6 @@ def train_td3(
         critic_loss_fn=custom_loss(context, config.critic_loss, td3_critic_loss) if config.critic_loss else None,
         actor_loss_fn=custom_loss(context, config.actor_loss, td3_actor_loss) if config.actor_loss else None,
     )
-    from daedalus.algos.multi_policy import PolicySet, train_replay_policy_set
-
-    if isinstance(agent, PolicySet):
-        return train_replay_policy_set(  # type: ignore[return-value]
-            env_factory, agent, config, artifacts, save_callback, context, train_td3
-        )
     train_replay(
         env_factory, agent, config, artifacts, save_callback, context, "td3", update, action_to_env=agent.to_env,
         source=source, evaluator=evaluator,

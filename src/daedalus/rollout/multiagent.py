@@ -133,9 +133,10 @@ class MultiAgentSource:
                 if buf is None:
                     buf = buffers[name] = _allocate(num_steps, obs_before[name], np.asarray(out.actions), out.log_probs is not None, out.values is not None)
                 buf["obs"][t] = obs_before[name]
-                buf["next_obs"][t] = np.where(
-                    ((result.terminated | result.truncated)[(...,) + (None,) * (result.obs.ndim - 1)]), result.final_obs, result.obs
-                )
+                ended = result.terminated | result.truncated
+                if ended.any():  # next_obs is filled after the loop; keep only the real final observations
+                    rows = np.flatnonzero(ended)
+                    buf["finals"].append((t, rows, result.final_obs[rows]))
                 buf["actions"][t] = out.actions
                 if "log_probs" in buf:
                     buf["log_probs"][t] = out.log_probs
@@ -155,6 +156,12 @@ class MultiAgentSource:
                     buf["lengths"].append(result.episode_lengths)
         trajectories = {}
         for name, buf in buffers.items():
+            # next_obs[t] is obs[t + 1], except where an episode ended: there, its real final observation.
+            next_obs = buf["next_obs"]
+            next_obs[:-1] = buf["obs"][1:]
+            next_obs[-1] = self.obs[name]
+            for t, rows, final in buf["finals"]:
+                next_obs[t, rows] = final
             extras: dict[str, np.ndarray] = {key: buf[key] for key in ("log_probs", "values", "action_mask") if key in buf}
             trajectories[name] = Trajectory(
                 obs=buf["obs"], actions=buf["actions"], rewards=buf["rewards"], terminated=buf["terminated"],
@@ -281,6 +288,7 @@ def _allocate(num_steps: int, obs: np.ndarray, actions: np.ndarray, log_probs: b
         "valid": np.empty((num_steps, rows), dtype=bool),
         "returns": [],
         "lengths": [],
+        "finals": [],  # (step, ended rows, their final observations)
     }
     if log_probs:
         buf["log_probs"] = np.empty((num_steps, rows), dtype=np.float32)
