@@ -27,3 +27,34 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     return path
+
+
+#: The custom resource of the second node of :func:`ray_cluster`: ``resources={REMOTE_NODE: 1}``
+#: places a Ray task or actor there (another raylet, another object store, its own temp dir).
+REMOTE_NODE = "daedalus_test_node_b"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> object:
+    """One real Ray cluster for the whole session: a head node and a second node, both local.
+
+    The head has 2 CPUs, the second node 2 CPUs and the resource :data:`REMOTE_NODE`, so tests
+    can place work on "another machine" (``ray.cluster_utils.Cluster`` runs two raylets with
+    separate object stores on this host). The driver stays connected for the session; code under
+    test finds Ray already initialized and must neither re-initialize nor shut it down.
+    """
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    store = 150 * 2**20
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": store})
+    cluster.add_node(num_cpus=2, resources={REMOTE_NODE: 2}, object_store_memory=store)
+    # Workers import test helpers (tests.rollout_envs) by name: put the repository on their path.
+    root = str(Path(__file__).resolve().parents[1])
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,11 @@ PROFILE_KEYS: dict[str, str] = {
 }
 REQUIRED_KEYS = ("agent_id", "env_id")
 VECTORIZATION_MODES = ("auto", "native", "sync", "async")
-#: Where a profile's envs can run (``rollout.backend``); Ray comes with its own issue.
-ROLLOUT_BACKENDS = ("local", "subprocess")
-ROLLOUT_KEYS = ("backend", "vectorization")
+#: Where a profile's envs can run (``rollout.backend``).
+ROLLOUT_BACKENDS = ("local", "subprocess", "ray")
+#: ``rollout.backend: ray`` only: ``daedalus.rollout.ray_source.RayOptions`` (docs/ray.md).
+RAY_ROLLOUT_KEYS = ("num_workers", "envs_per_worker", "min_returns", "timeout_s", "address", "max_staleness", "max_failures", "cpus_per_worker")
+ROLLOUT_KEYS = ("backend", "vectorization", *RAY_ROLLOUT_KEYS)
 DEFAULTS_KEY = "defaults"
 
 
@@ -125,6 +127,8 @@ class Profile:
     seed: int | None = 0
     vectorization: str = "auto"
     backend: str = "local"
+    #: ``backend: ray``: the rollout section's Ray keys as written (validated), see RAY_ROLLOUT_KEYS.
+    ray: dict[str, Any] = field(default_factory=dict)
     callbacks: list[WrapperRef] = field(default_factory=list)
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
@@ -177,7 +181,7 @@ class Profile:
             "wrappers": [{"id": w.ref, "args": copy.deepcopy(w.args)} for w in self.wrappers],
             "num_envs": self.num_envs,
             "seed": self.seed,
-            "rollout": {"backend": self.backend, "vectorization": self.vectorization},
+            "rollout": {"backend": self.backend, "vectorization": self.vectorization, **copy.deepcopy(self.ray)},
             "device": self.device,
             "config": copy.deepcopy(self.config),
         }
@@ -390,12 +394,12 @@ def _build_profile(
     for key, allowed in (("backend", ROLLOUT_BACKENDS), ("vectorization", VECTORIZATION_MODES)):
         value = rollout.get(key)
         if value is not None and value not in allowed:
-            extra = " Ray workers are not built yet." if value == "ray" else ""
             problems.add(probe.fail(
                 ("rollout", key), f"unknown rollout {key} {value!r}",
-                f"Use one of: {', '.join(allowed)}.{did_you_mean(str(value), allowed)}{extra}",
+                f"Use one of: {', '.join(allowed)}.{did_you_mean(str(value), allowed)}",
             ))
             rollout[key] = None
+    ray_options = _parse_ray_rollout(rollout, probe, problems)
     if "env_args" in raw:
         raw["env_args"] = raw["env_args"] or {}
         expect("env_args", isinstance(raw["env_args"], dict), "a mapping", {})
@@ -435,6 +439,7 @@ def _build_profile(
         seed=raw.get("seed", 0),
         vectorization=rollout.get("vectorization") or "auto",
         backend=rollout.get("backend") or "local",
+        ray=ray_options,
         callbacks=callbacks,
         device=raw.get("device", "cpu"),
         config=raw["config"],
@@ -539,6 +544,49 @@ def _example(key: str) -> str:
         "description": "'my experiment'",
         "tune": "{learning_rate: {loguniform: [1.0e-5, 1.0e-2]}}",
     }.get(key, "...")
+
+
+def _parse_ray_rollout(rollout: dict[str, Any], probe: Any, problems: Problems) -> dict[str, Any]:
+    """The Ray keys of a ``rollout`` section, checked; every problem goes to ``problems``."""
+    given = {key: rollout[key] for key in RAY_ROLLOUT_KEYS if key in rollout}
+    if given and rollout.get("backend") != "ray":
+        problems.add(probe.fail(
+            ("rollout", next(iter(given))), f"rollout keys {', '.join(given)} apply to 'backend: ray' only",
+            "Add 'backend: ray' to the rollout section, or remove them.",
+        ))
+        return {}
+
+    def count(value: Any, low: int, nullable: bool) -> bool:
+        return (nullable and value is None) or (_is_int(value) and low <= value <= 100_000)
+
+    def positive(value: Any, nullable: bool) -> bool:
+        return (nullable and value is None) or (isinstance(value, int | float) and not isinstance(value, bool) and value > 0)
+
+    rules: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+        "num_workers": (lambda v: count(v, 1, False), "an integer >= 1", "4"),
+        "envs_per_worker": (lambda v: count(v, 1, True), "an integer >= 1, or null (num_envs split over the workers)", "8"),
+        "min_returns": (lambda v: count(v, 1, True), "an integer >= 1, or null (every worker)", "2"),
+        "timeout_s": (lambda v: positive(v, True), "a number of seconds > 0, or null (no limit)", "30"),
+        "address": (lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "'HOST:PORT', 'auto' or null (a local Ray)", "127.0.0.1:6379"),
+        "max_staleness": (lambda v: count(v, 0, False), "an integer >= 0 (updates behind the current policy)", "1"),
+        "max_failures": (lambda v: count(v, 0, False), "an integer >= 0", "3"),
+        "cpus_per_worker": (lambda v: positive(v, False), "a number > 0", "1"),
+    }
+    checked: dict[str, Any] = {}
+    for key, value in given.items():
+        ok, expected, example = rules[key]
+        if not ok(value):
+            problems.add(probe.fail(("rollout", key), f"rollout.{key} must be {expected}, got {value!r}", f"Write e.g. '{key}: {example}'."))
+            continue
+        checked[key] = value
+    workers = checked.get("num_workers", 2)
+    if checked.get("min_returns") is not None and checked["min_returns"] > workers:
+        problems.add(probe.fail(
+            ("rollout", "min_returns"), f"rollout.min_returns ({checked['min_returns']}) is more than num_workers ({workers})",
+            "Wait for at most every worker: lower min_returns or raise num_workers.",
+        ))
+        del checked["min_returns"]
+    return checked
 
 
 def _is_int(value: Any) -> bool:

@@ -81,9 +81,15 @@ class TrainContext:
     loop: dict[str, Any] | None = None
     #: Arbitrary values the run machinery or user code wants to pass along.
     extras: dict[str, Any] = field(default_factory=dict)
-    #: Where the envs run: ``local`` (this process) or ``subprocess`` (one child process);
-    #: the profile's ``rollout.backend``. ``vectorization`` says how copies run inside it.
+    #: Where the envs run: ``local`` (this process), ``subprocess`` (one child process) or ``ray``
+    #: (remote workers); the profile's ``rollout.backend``. ``vectorization`` says how copies run
+    #: inside one process.
     backend: str = "local"
+    #: ``backend: ray``: the rollout section's Ray settings (a :class:`daedalus.rollout.ray_source.RayOptions`).
+    ray: Any = None
+    #: A picklable zero-argument recipe returning ``make_env`` (what remote workers build their
+    #: envs with: ``make_env`` itself may close over objects that cannot travel); None outside a run.
+    env_recipe: Callable[[], Callable[[int | None], Any]] | None = None
     #: The callbacks of this training call (the profile's ``callbacks`` and those passed to
     #: ``daedalus.train``); the training schedule emits the typed hooks to them.
     hooks: Hooks = field(default_factory=Hooks)

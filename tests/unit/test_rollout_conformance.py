@@ -7,10 +7,12 @@ built when the test ends. Today's kinds:
 - ``serial``: :class:`LocalSource` over a :class:`SerialWorker` on a sync vector env (``SAME_STEP``);
 - ``native``: :class:`LocalSource` over a :class:`SerialWorker` on Gymnasium's native vector env
   (``make_vec_env(..., mode="native")``, ``NEXT_STEP`` autoreset);
-- ``subprocess``: :class:`LocalSource` over a :class:`SubprocessWorker` (sync vector env in a child).
-
-A Ray source joins by adding a :class:`Kind` to :data:`KINDS` and a branch to
-:meth:`SourceFactory.__call__`.
+- ``subprocess``: :class:`LocalSource` over a :class:`SubprocessWorker` (sync vector env in a child);
+- ``ray``: :class:`~daedalus.rollout.ray_source.RaySource` on the session's real Ray cluster (the
+  ``ray_cluster`` fixture): 2 workers when ``num_envs`` is even, else 1, so rows from several
+  workers are laid side by side. It is rollout-level only (no ``step``), its policies act in the
+  workers (copies: what they record stays there) and it prepares observations with the policy's
+  ``prepare`` instead of an ``obs_transform`` (tested in tests/smoke/test_ray_rollout.py).
 
 Most tests run on :class:`~tests.rollout_envs.CounterEnv`, whose observation ``[copy seed,
 episode, step]`` makes every expected value exact (:func:`counter_reference` is the
@@ -55,12 +57,15 @@ class Kind:
     next_step: bool
     #: Whether the envs live in another process.
     remote: bool
+    #: A Ray source (rollout level only; policies act on copies in the workers).
+    ray: bool = False
 
 
 KINDS = {
     "serial": Kind("serial", vec_mode="sync", next_step=False, remote=False),
     "native": Kind("native", vec_mode="native", next_step=True, remote=False),
     "subprocess": Kind("subprocess", vec_mode="sync", next_step=False, remote=True),
+    "ray": Kind("ray", vec_mode="sync", next_step=False, remote=True, ray=True),
 }
 
 
@@ -72,9 +77,31 @@ class SourceFactory:
         self.sources: list[Any] = []
 
     def __call__(self, make_env: EnvMaker, num_envs: int, seed: int | None, obs_transform: Any = None) -> Any:
+        if self.kind.ray:
+            return self._ray(make_env, num_envs, seed, obs_transform)
         build = partial(make_vec_env, make_env, num_envs, make_env.env_id, dict(make_env.kwargs), self.kind.vec_mode, seed)
         worker = SubprocessWorker(build) if self.kind.remote else SerialWorker(build())
         source = LocalSource(worker, make_env=make_env, obs_transform=obs_transform)
+        self.sources.append(source)
+        return source
+
+    def _ray(self, make_env: EnvMaker, num_envs: int, seed: int | None, obs_transform: Any) -> Any:
+        import sys
+
+        from ray import cloudpickle
+
+        from daedalus.rollout.ray_source import RayOptions, RaySource, worker_source
+
+        # This module's policies travel by value (pytest imports it under a path-dependent name).
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        workers = 2 if num_envs % 2 == 0 else 1
+        per_worker = num_envs // workers
+        recipe = partial(make_env_recipe, EnvMaker(make_env.env_id, dict(make_env.kwargs)))
+
+        def build(first_copy: int) -> Any:
+            return partial(worker_source, recipe, per_worker, make_env.env_id, dict(make_env.kwargs), self.kind.vec_mode)
+
+        source = RaySource(build, per_worker, RayOptions(num_workers=workers, cpus_per_worker=0.01), make_env, seed, obs_transform)
         self.sources.append(source)
         return source
 
@@ -83,8 +110,16 @@ class SourceFactory:
             source.close()
 
 
+def make_env_recipe(make_env: EnvMaker) -> EnvMaker:
+    """What a Ray worker calls to get its ``make_env`` (a picklable recipe)."""
+    return make_env
+
+
 @pytest.fixture(params=list(KINDS))
 def source_factory(request: pytest.FixtureRequest) -> Any:
+    if KINDS[request.param].ray:
+        pytest.importorskip("ray")
+        request.getfixturevalue("ray_cluster")
     factory = SourceFactory(KINDS[request.param])
     try:
         yield factory
@@ -622,6 +657,8 @@ def test_episodes_on_cartpole_match_playing_them_by_hand(source_factory: SourceF
 
 
 def test_step_level_api_agrees_with_sample(source_factory: SourceFactory) -> None:
+    if source_factory.kind.ray:
+        pytest.skip("a Ray source is rollout level only: step() is refused (test_ray_rollout.py checks the message)")
     a = source_factory(counter(), 2, 0)
     b = source_factory(counter(), 2, 0)
     a.reset(seed=0)
@@ -662,6 +699,8 @@ class RecordingTransform:
 
 
 def test_obs_transform_updates_on_acted_obs_only(source_factory: SourceFactory) -> None:
+    if source_factory.kind.ray:
+        pytest.skip("Ray workers prepare observations with the policy copy's prepare(); see test_ray_rollout.py")
     next_step = source_factory.kind.next_step
     transform = RecordingTransform()
     source = source_factory(counter(), 2, 0, obs_transform=transform)
@@ -698,6 +737,8 @@ def test_obs_transform_updates_on_acted_obs_only(source_factory: SourceFactory) 
 
 
 def test_policy_state_restarts_with_each_episode(source_factory: SourceFactory) -> None:
+    if source_factory.kind.ray:
+        pytest.skip("the policy acts in the workers: what it records stays there")
     source = source_factory(counter(), 2, 0)
     source.reset(seed=0)
     policy = RowStatePolicy()
@@ -715,6 +756,19 @@ def test_close_releases_envs_and_processes_and_is_idempotent(source_factory: Sou
     source = source_factory(make_env, 2, 0)
     sample(source, ParityPolicy(), 3)
     source.episodes(policies(ParityPolicy()), 2, seed=0)
+    if source_factory.kind.ray:
+        import ray
+
+        actors = [worker.actor for worker in source._workers]
+        assert len(source.worker_pids()) == 2
+        source.close()
+        source.close()
+        for actor in actors:
+            with pytest.raises(ray.exceptions.RayActorError):
+                ray.get(actor.pid.remote(), timeout=30)
+        for env in make_env.created:
+            assert env.unwrapped.was_closed
+        return
     process = source.worker._process if source_factory.kind.remote else None
     if process is not None:
         assert process.is_alive()
@@ -734,6 +788,8 @@ def test_close_releases_envs_and_processes_and_is_idempotent(source_factory: Sou
 def test_close_after_the_child_died_does_not_raise(source_factory: SourceFactory) -> None:
     if not source_factory.kind.remote:
         pytest.skip("no child process")
+    if source_factory.kind.ray:
+        pytest.skip("a Ray worker that died is restarted: tests/smoke/test_ray_rollout.py")
     source = source_factory(counter(), 1, 0)
     process = source.worker._process
     process.kill()

@@ -24,7 +24,7 @@ import torch
 from daedalus.hooks import CheckpointSaved, EvalEnd, Hooks, RolloutEnd, UpdateEnd
 from daedalus.nn.optim import Optimizer
 from daedalus.rollout.collector import Collector
-from daedalus.rollout.source import LocalSource, ObsTransform, local_source
+from daedalus.rollout.source import ObsTransform, local_source
 from daedalus.types import TrainContext
 
 __all__ = [
@@ -62,9 +62,14 @@ def default_context(
     )
 
 
-def make_source(context: TrainContext, obs_transform: ObsTransform | None = None) -> LocalSource:
+def make_source(context: TrainContext, obs_transform: ObsTransform | None = None, obs_stats: Any = None) -> Any:
     """The rollout source the context describes (the profile's ``rollout`` section); built by the
-    rollout package, never here."""
+    rollout package, never here. ``obs_stats``: the running observation statistics that remote
+    workers send their observation moments to (``backend: ray``)."""
+    if context.backend == "ray":
+        from daedalus.rollout.ray_source import ray_source
+
+        return ray_source(context, obs_transform, obs_stats)
     return local_source(
         context.make_env, context.num_envs, context.env_id, context.env_args, context.vectorization,
         context.seed, context.backend, obs_transform, context.journal,
@@ -231,6 +236,9 @@ class TrainingSchedule:
                 self.next_log += config.log_every_steps
             split = self.time_split()
             logged = dict(metrics())
+            source_metrics = getattr(self.timing, "source_metrics", None)  # e.g. ray/restarts
+            if source_metrics is not None:
+                logged.update(source_metrics())
             logged.update({
                 "charts/steps_per_second": (step - self.start_step) / max(split["train_seconds"], 1e-9),
                 "time/env": split["env"], "time/inference": split["inference"], "time/learn": split["learn"], "time/other": split["other"],

@@ -317,6 +317,18 @@ class ActorCriticPolicy:
         actions, log_probs, values = agent.act(obs)
         return ActOutput(actions, to_env_actions(actions, agent.action_space), log_probs, values, state)
 
+    def prepare(self, obs: np.ndarray) -> np.ndarray:
+        """Raw env observations as :meth:`act` takes them (flat float32, normalized with the current statistics)."""
+        return self.agent.preprocess(obs, update_stats=False)
+
+    def copy_factory(self, seed: int | None = None) -> Callable[[], ActorCriticPolicy]:
+        """A picklable recipe of a CPU copy of this policy (for remote workers; weights come with :meth:`set_weights`)."""
+        agent = self.agent
+        return partial(
+            _policy_copy, type(agent), agent.observation_space, agent.action_space, agent.config, seed, agent.algo,
+            getattr(agent.network, "actor_inputs", None),
+        )
+
     def get_weights(self) -> dict[str, np.ndarray]:
         """The network's parameters and buffers (and ``obs_rms/*`` when observations are normalized)."""
         weights = {f"network/{k}": v.detach().cpu().numpy() for k, v in self.agent.network.state_dict().items()}
@@ -330,6 +342,15 @@ class ActorCriticPolicy:
         self.agent.network.load_state_dict(network)
         if self.agent.obs_rms is not None:
             self.agent.obs_rms.load({k[len("obs_rms/"):]: v for k, v in weights.items() if k.startswith("obs_rms/")})
+
+
+def _policy_copy(
+    agent_class: type[ActorCriticAgent], observation_space: Any, action_space: Any, config: OnPolicyConfig, seed: int | None,
+    algo: str, actor_inputs: int | None,
+) -> ActorCriticPolicy:
+    """A fresh CPU agent like the driver's, as a collection policy (see :meth:`ActorCriticPolicy.copy_factory`)."""
+    agent = agent_class(observation_space, action_space, config, "cpu", seed, algo=algo, actor_inputs=actor_inputs)
+    return ActorCriticPolicy(agent)
 
 
 #: ``update(agent, batch, progress_remaining) -> metrics``: one learning step on a rollout;
@@ -368,7 +389,7 @@ def train_on_policy(
     previous_threads = set_torch_threads(config.torch_threads)
     # Observations are normalized as they leave the envs (VecNormalize's place), so the
     # trajectory holds what the policy saw.
-    source = make_source(context, lambda obs, update: agent.preprocess(obs, update_stats=update))
+    source = make_source(context, lambda obs, update: agent.preprocess(obs, update_stats=update), obs_stats=agent.obs_rms)
     try:
         if source.num_agents > 1 and config.eval_every_steps > 0:
             raise ProfileError(
@@ -377,6 +398,9 @@ def train_on_policy(
             )
         _train_loop(source, env_factory, agent, config, artifacts, context, update)
     finally:
+        summary = getattr(source, "summary", None)
+        if summary is not None:
+            artifacts["rollout"] = summary()
         source.close()
         restore_torch_threads(previous_threads)
     return agent
@@ -392,7 +416,6 @@ def _train_loop(
     update: Update,
 ) -> None:
     policies = {DEFAULT_GROUP: ActorCriticPolicy(agent)}
-    steps_per_rollout = config.num_steps * source.batch_size
     schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source)
     source.reset(seed=context.seed)
     metrics: dict[str, float] = {}
@@ -405,7 +428,8 @@ def _train_loop(
 
         # ---- collect: num_steps steps of every env copy and agent, one batched forward per step
         trajectory = source.sample(policies, config.num_steps, policy_version=agent.num_updates)[DEFAULT_GROUP]
-        agent.global_step += steps_per_rollout
+        # A Ray round may hold fewer rows than batch_size (workers that did not answer in time).
+        agent.global_step += trajectory.num_transitions
         stop = schedule.rollout_end(trajectory.num_transitions, trajectory.episode_returns, trajectory.policy_version)
 
         # ---- targets: bootstrap truncated episodes from their real final observation, then GAE

@@ -1,4 +1,4 @@
-"""Batches: every profile of a file trained in this process, or in parallel worker processes."""
+"""Batches: every profile of a file trained in this process, in parallel worker processes, or on Ray."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from daedalus.api.resolve import load
 from daedalus.api.session import DEFAULT_RUNS_DIR, RunResult, train_sequence
 from daedalus.config import Profile
+from daedalus.errors import DaedalusError
 from daedalus.runs.store import list_runs
 
 
@@ -38,16 +39,63 @@ def batch(
     runs_dir: str | Path = DEFAULT_RUNS_DIR,
     parallel: int = 1,
     overrides: Sequence[str] = (),
+    backend: str = "local",
+    address: str | None = None,
+    cpus_per_run: float = 1,
+    resources: Mapping[str, float] | None = None,
 ) -> BatchResult:
-    """Train every profile of a file: in this process, or in ``parallel`` worker processes.
+    """Train every profile of a file: in this process, in ``parallel`` worker processes, or on Ray.
 
     All profiles are validated first. A failed profile does not stop the others.
+
+    ``backend="ray"`` trains each profile as one Ray task asking for ``cpus_per_run`` CPUs
+    (plus the custom Ray ``resources``, e.g. ``{"gpu_node": 1}``), on the cluster at
+    ``address`` (or ``$RAY_ADDRESS``, or one already initialized in this process, or a local
+    Ray), and brings every run folder back into ``runs_dir``; see
+    :mod:`daedalus.api.ray_batch`. ``parallel`` is for the local backend only: Ray runs as
+    many profiles at once as the cluster has room for.
     """
+    _check_backend(backend, parallel, address, cpus_per_run, resources)
+    if backend == "ray":
+        from daedalus.api.ray_batch import import_ray
+
+        import_ray()  # before any profile is loaded: a missing Ray is one clear message
     batch_id = uuid.uuid4().hex[:12]
     resolved = load(path, None, overrides)
+    if backend == "ray":
+        from daedalus.api.ray_batch import ray_batch
+
+        results = ray_batch(
+            path, resolved, runs_dir=Path(runs_dir), overrides=overrides, batch_id=batch_id,
+            address=address, cpus_per_run=cpus_per_run, resources=resources,
+        )
+        return BatchResult(batch_id, results)
     if parallel <= 1:
         return BatchResult(batch_id, train_sequence(resolved, runs_dir=runs_dir, batch_id=batch_id))
     return BatchResult(batch_id, _batch_subprocesses(path, [r.profile for r in resolved], Path(runs_dir), parallel, overrides, batch_id))
+
+
+BACKENDS = ("local", "ray")
+
+
+def _check_backend(
+    backend: str, parallel: int, address: str | None, cpus_per_run: float, resources: Mapping[str, float] | None
+) -> None:
+    if backend not in BACKENDS:
+        raise DaedalusError(f"unknown batch backend '{backend}'. Use one of: {', '.join(BACKENDS)}.")
+    if backend == "ray":
+        if parallel != 1:
+            raise DaedalusError(
+                "--parallel is for --backend local. With --backend ray every profile is a Ray task and "
+                "Ray runs as many at once as the cluster has CPUs for (each asks for --cpus-per-run)."
+            )
+        if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, int | float) or not cpus_per_run > 0:
+            raise DaedalusError(f"--cpus-per-run must be a number > 0, got {cpus_per_run!r}.")
+        return
+    if address is not None:
+        raise DaedalusError("--address is for --backend ray. Add --backend ray to train the batch on that Ray cluster.")
+    if cpus_per_run != 1 or resources:
+        raise DaedalusError("--cpus-per-run (and Ray resources) are for --backend ray. Add --backend ray, or leave them out.")
 
 
 def _batch_subprocesses(

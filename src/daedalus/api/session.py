@@ -17,11 +17,13 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from daedalus.api.resolve import ResolvedProfile, apply_torch_threads, load, make_agent, validate
 from daedalus.config import Profile, ProfileConfig, load_profiles, profile_from_dict, resolve_device
+from daedalus.envs.make import env_factory_for
 from daedalus.errors import ProfileError
 from daedalus.hooks import Hooks
 from daedalus.runs.store import RunFolder
@@ -277,6 +279,8 @@ def run_session(
             run_dir=folder.path,
             loop=profile.loop,
             backend=profile.backend,
+            ray=_ray_options(resolved),
+            env_recipe=partial(env_factory_for, profile, flatten_observations=resolved.flatten_observations),
             hooks=hooks,
             resolve=resolved.resolve,
             journal=journal,
@@ -329,6 +333,8 @@ def run_session(
         logger.close()
         best, final = _returns_summary(artifacts, progress)
         extra = {"stop_reason": artifacts["stop_reason"]} if artifacts.get("stop_reason") else {}
+        if artifacts.get("rollout"):  # remote collection: workers, restarts, dropped rounds
+            extra["rollout"] = artifacts["rollout"]
         data = folder.finish(status, error=error, steps=steps, best_return=best, final_return=final, **extra)
         if _plots_wanted():
             _write_plots(folder.path)
@@ -472,6 +478,28 @@ def _write_plots(run_dir: Path) -> None:
 def _live_mode() -> bool | None:
     mode = os.environ.get("DAEDALUS_PROGRESS", "").lower()
     return {"plain": False, "live": True}.get(mode)
+
+
+def _ray_options(resolved: ResolvedProfile) -> Any:
+    """The profile's Ray rollout settings (``backend: ray``), refused for what cannot collect on Ray."""
+    profile = resolved.profile
+    if profile.backend != "ray":
+        return None
+    from daedalus.algos.on_policy import OnPolicyConfig
+    from daedalus.rollout.ray_source import RayOptions
+
+    if not isinstance(resolved.config, OnPolicyConfig):
+        raise ProfileError(
+            f"profile '{profile.profile_id}': rollout.backend: ray collects whole rollouts on remote workers, "
+            f"which PPO and A2C train on; '{profile.agent_id}' steps its envs one step at a time. Use rollout.backend: local "
+            "or subprocess for it."
+        )
+    if resolved.groups is not None:
+        raise ProfileError(
+            f"profile '{profile.profile_id}': multi-agent profiles (policies / PettingZoo envs) cannot collect "
+            "on Ray yet. Use rollout.backend: local or subprocess."
+        )
+    return RayOptions(**profile.ray)
 
 
 def _accepts(func: Callable[..., Any], name: str) -> bool:

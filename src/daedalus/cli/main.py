@@ -90,16 +90,24 @@ def train(
 @app.command()
 def batch(
     file: Annotated[Path, typer.Argument(help="Profile file (YAML).", metavar="FILE")],
-    parallel: Annotated[int, typer.Option("--parallel", "-j", min=1, help="Profiles trained at once, each in its own process.")] = 1,
+    parallel: Annotated[int, typer.Option("--parallel", "-j", min=1, help="Profiles trained at once, each in its own process (--backend local).")] = 1,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
     set_: SetOpt = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (this machine) or ray (one Ray task per profile; needs daedalus[ray]).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="--backend ray: join the Ray cluster at HOST:PORT (default $RAY_ADDRESS, else start Ray here).")] = None,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", min=0.01, help="--backend ray: CPUs each profile's task asks Ray for.")] = 1,
 ) -> None:
-    """Train every profile of FILE, optionally in parallel.
+    """Train every profile of FILE, optionally in parallel, or on a Ray cluster.
 
-    A failed profile does not stop the others; a summary table ends the batch.
+    A failed profile does not stop the others; a summary table ends the batch. With
+    --backend ray each profile trains on some node of the cluster and its run folder is
+    brought back into --runs-dir (see docs/ray-batches.md).
     """
     _load_modules()
-    result = api.batch(file, runs_dir=runs_dir, parallel=parallel, overrides=set_ or [])
+    result = api.batch(
+        file, runs_dir=runs_dir, parallel=parallel, overrides=set_ or [],
+        backend=backend, address=address, cpus_per_run=cpus_per_run,
+    )
     _finish(result.results)
 
 

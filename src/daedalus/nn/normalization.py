@@ -25,9 +25,10 @@ class RunningMeanStd:
     def update(self, batch: np.ndarray) -> None:
         """Fold a batch (first axis: samples) into the statistics."""
         batch = np.asarray(batch, dtype=np.float64)
-        batch_mean = batch.mean(axis=0)
-        batch_var = batch.var(axis=0)
-        batch_count = batch.shape[0]
+        self.update_moments(batch.mean(axis=0), batch.var(axis=0), batch.shape[0])
+
+    def update_moments(self, batch_mean: np.ndarray, batch_var: np.ndarray, batch_count: int) -> None:
+        """Fold in a batch given by its mean, (population) variance and size (e.g. a remote worker's)."""
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * (batch_count / total)
