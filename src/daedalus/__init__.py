@@ -35,6 +35,7 @@ _LAZY = {
     "BaseLoop": "daedalus.agents.loops",
     "DefaultLoop": "daedalus.agents.loops",
     "LoopConfig": "daedalus.agents.loops",
+    "SampleManager": "daedalus.sample_manager",
 }
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "LoopConfig",
     "ProfileConfig",
     "RunResult",
+    "SampleManager",
     "StepAgent",
     "TensorAgent",
     "TrainContext",
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
     from daedalus.api.runs import LoadedRun, describe_agent, evaluate_profile, load_run
     from daedalus.api.session import RunResult, train, train_many
     from daedalus.evaluation import evaluate
+    from daedalus.sample_manager import SampleManager
     from daedalus.tracking.progress import report
 
 

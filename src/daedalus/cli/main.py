@@ -77,13 +77,15 @@ def train(
     profile_ids: Annotated[list[str] | None, typer.Argument(help="Profiles to train (default: all in the file).", metavar="ID")] = None,
     runs_dir: RunsDir = api.DEFAULT_RUNS_DIR,
     set_: SetOpt = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Profiles with rollout.backend: ray join the Ray cluster at HOST:PORT (same as --set rollout.address=HOST:PORT; default $RAY_ADDRESS, else a local Ray).")] = None,
 ) -> None:
     """Train profiles of FILE (all, or the IDs given).
 
     Profiles are validated first, then trained one after another; each gets a run folder.
     """
     _load_modules()
-    results = api.train_many(file, profile_ids or None, runs_dir=runs_dir, overrides=set_ or [])
+    overrides = [*(set_ or []), *([f"rollout.address={ray_address}"] if ray_address else [])]
+    results = api.train_many(file, profile_ids or None, runs_dir=runs_dir, overrides=overrides)
     _finish(results)
 
 

@@ -399,7 +399,6 @@ class RaySource:
             worker.version = -1
 
     def _restart(self, worker: _Worker, error: BaseException) -> None:
-        self.stats.restarts += 1
         self._consecutive_failures += 1
         self.stats.failures.append(f"worker {worker.index}: {_short(error)}")
         del self.stats.failures[:-10]
@@ -409,6 +408,7 @@ class RaySource:
                 f"{self.options.max_failures}); the last: worker {worker.index}: {_short(error)}. The run stops here; its "
                 "checkpoints are intact ('daedalus resume' continues from the last one once the cause is fixed)."
             )
+        self.stats.restarts += 1
         with contextlib.suppress(Exception):
             self.ray.kill(worker.actor, no_restart=True)
         worker.env_time_before += worker.env_time
@@ -465,7 +465,10 @@ class RaySource:
             if not self._pending:
                 self._launch(num_steps)
             pending = list(self._pending)
-            ready, _ = ray.wait(pending, num_returns=min(wanted, len(pending)), timeout=self.options.timeout_s if first_wait else None)
+            if first_wait:  # min_returns answers, or whatever is there at the timeout
+                ready, _ = ray.wait(pending, num_returns=min(wanted, len(pending)), timeout=self.options.timeout_s)
+            else:  # after an empty-handed wait or failed answers: the first answer that comes
+                ready, _ = ray.wait(pending, num_returns=1)
             first_wait = False
             if not ready:
                 # Timed out with nothing ready: not an error (ReAllY raised IndexError); wait for the first answer.
@@ -578,12 +581,10 @@ class _Same:
 
 
 def _merge(parts: list[dict[str, Trajectory]], version: int) -> dict[str, Trajectory]:
-    """Lay the workers' trajectories side by side on the row axis, group by group."""
-    if len(parts) == 1:
-        only = parts[0]
-        for trajectory in only.values():
-            trajectory.policy_version = version
-        return only
+    """Lay the workers' trajectories side by side on the row axis, group by group.
+
+    Always into new arrays: what Ray hands back lives in its object store, read-only.
+    """
     merged: dict[str, Trajectory] = {}
     for group in parts[0]:
         pieces = [part[group] for part in parts]
