@@ -6,21 +6,26 @@
     num_steps)`` (256 steps per copy by default), timed over ``--rounds`` rounds after a warm-up
     round; steps/s = workers x num_steps x rounds / seconds. The ratio is to N x the 1-worker figure
     (target >= 0.85); "over bare" is a round's median time less 256 steps of the same env stepped
-    bare in this process (Ray's cost per round). All sources live for the whole part; repeats
+    bare in this process (Ray's cost per round); "env+act" is what a worker reports of a round inside
+    ``env.step``/``reset`` and ``policy.act``. All sources live for the whole part; repeats
     interleave the worker counts.
 (b) **Overhead.** PPO on CartPole-v1 through ``daedalus.train`` with ``examples/cartpole.yaml``'s config
     (8 copies, num_steps 32 unless ``--num-steps``; periodic and final evaluation, checkpoints and plots
     off), ``rollout: {backend: ray, num_workers: 2, envs_per_worker: 4}`` (a fresh local Ray per run,
     started and stopped by the run) vs ``rollout: {backend: subprocess}``, interleaved. Training
     seconds are ``artifacts["time_split"]["train_seconds"]`` (training clock: starts after the source
-    is built, so it includes starting Ray's workers but not ``ray.init``); steady steps/s counts the
-    steps from the first rollout's end to the last update's end; whole run is ``run.json``'s
+    is built, so it includes starting Ray's workers but not ``ray.init``); steady steps/s counts
+    what follows the first update (its end to the last update's end); whole run is ``run.json``'s
     ``duration_s`` (``ray.init`` and ``ray.shutdown`` included). Target: Ray at most 20% slower.
 (c) **Start-up / shutdown.** Short PPO runs as in (b) (4 rollouts), interleaved: seconds from the
     ``daedalus.train`` call to the first ``on_rollout_end`` / ``on_update`` hook, from the start of
     ``ray.init`` (called by the run) to the same hooks, ``ray.init`` itself, the source's ``close``
     (Ray: workers killed and ``ray.shutdown``) and ``ray.shutdown`` alone. The calls are timed by
     wrapping ``ray.init``, ``ray.shutdown`` and the sources' ``close`` for the run's duration.
+
+(b) and (c) start with one unrecorded short run per backend, so this process's imports are warm (a
+CLI run pays them on top). Their runs start their own local Ray as a user's run does: no other Ray
+may run on the machine (``ray.init()`` without an address joins the newest one).
 
     .venv/bin/python benchmarks/ray_collection.py [--only a|b|c] [--repeats 3] [--busy] [--quick]
 """
@@ -97,6 +102,7 @@ def scaling(worker_counts: list[int], num_steps: int, rounds: int, repeats: int)
     sources: dict[int, Any] = {}
     rates: dict[int, list[float]] = {n: [] for n in worker_counts}
     round_s: dict[int, list[float]] = {n: [] for n in worker_counts}
+    inside: dict[int, list[float]] = {n: [] for n in worker_counts}  # env + policy seconds per worker and round
     try:
         bare = bare_seconds(num_steps)
         for n in worker_counts:
@@ -106,6 +112,7 @@ def scaling(worker_counts: list[int], num_steps: int, rounds: int, repeats: int)
         for _ in range(repeats):
             for n in worker_counts:
                 policies = {DEFAULT_GROUP: RandomPolicy(sources[n].action_space, seed=0)}
+                worker_s = sources[n].env_time + sources[n].inference_time
                 start = time.perf_counter()
                 for _ in range(rounds):
                     began = time.perf_counter()
@@ -113,6 +120,7 @@ def scaling(worker_counts: list[int], num_steps: int, rounds: int, repeats: int)
                     round_s[n].append(time.perf_counter() - began)
                     assert trajectory.num_transitions == n * num_steps, trajectory.num_transitions
                 rates[n].append(n * num_steps * rounds / (time.perf_counter() - start))
+                inside[n].append((sources[n].env_time + sources[n].inference_time - worker_s) / (n * rounds))
     finally:
         for source in sources.values():
             source.close()
@@ -123,29 +131,30 @@ def scaling(worker_counts: list[int], num_steps: int, rounds: int, repeats: int)
     rows = []
     for n in worker_counts:
         rate, per_round = median(rates[n]), median(round_s[n])
-        rows.append([str(n), f"{rate:,.0f}", f"x{rate / (n * one):.2f}", f"{per_round * 1e3:,.0f}",
-                     f"{(per_round - bare) * 1e3:,.1f}", ", ".join(f"{r:,.0f}" for r in rates[n])])
-    table(["workers", "steps/s (median)", "/ (N x 1 worker)", "round ms", "over bare ms", "per repeat"], rows)
+        rows.append([str(n), f"{rate:,.0f}", f"x{rate / (n * one):.2f}", f"{per_round * 1e3:,.0f}", f"{(per_round - bare) * 1e3:,.1f}",
+                     f"{median(inside[n]) * 1e3:,.0f}", ", ".join(f"{r:,.0f}" for r in rates[n])])
+    table(["workers", "steps/s (median)", "/ (N x 1 worker)", "round ms", "over bare ms", "env+act ms in a worker", "per repeat"], rows)
 
 
 # --------------------------------------------------------------------------- (b), (c): PPO through daedalus.train
 
 
 class Clock:
-    """Hook: when the first rollout and the first and last updates ended (``time.perf_counter``)."""
+    """Hook: when the first rollout and the first and last updates ended (``time.perf_counter``),
+    and the steps done at the first and last update."""
 
     def __init__(self) -> None:
         self.first_rollout = self.first_update = self.last_update = float("nan")
         self.first_steps = self.last_steps = 0
 
     def on_rollout_end(self, info: Any) -> None:
-        if self.first_steps == 0:
-            self.first_rollout, self.first_steps = time.perf_counter(), info.step
+        if math.isnan(self.first_rollout):
+            self.first_rollout = time.perf_counter()
 
     def on_update(self, info: Any) -> None:
         self.last_update, self.last_steps = time.perf_counter(), info.step
         if math.isnan(self.first_update):
-            self.first_update = self.last_update
+            self.first_update, self.first_steps = self.last_update, info.step
 
 
 @contextlib.contextmanager
@@ -193,7 +202,7 @@ def ppo_run(backend: str, total_steps: int, num_steps: int, seed: int) -> dict[s
     init = calls.get("init", [(float("nan"),) * 2])[0]
     return {
         "train_s": train_s, "rate": result.steps / train_s, "whole_s": result.duration_s,
-        "steady": (clock.last_steps - clock.first_steps) / (clock.last_update - clock.first_rollout),
+        "steady": (clock.last_steps - clock.first_steps) / (clock.last_update - clock.first_update or float("nan")),
         "to_rollout": clock.first_rollout - called, "to_update": clock.first_update - called,
         "init_s": init[1] - init[0], "init_to_rollout": clock.first_rollout - init[0], "init_to_update": clock.first_update - init[0],
         "close_s": sum(end - start for start, end in calls.get("close", [])),
@@ -205,7 +214,7 @@ def compare(total_steps: int, num_steps: int, repeats: int) -> dict[str, list[di
     """Interleaved runs (subprocess, then Ray, per repeat; seed = repeat) after one unrecorded
     short run of each (warm-up: this process's imports)."""
     for backend in BACKENDS:
-        ppo_run(backend, 8 * num_steps, num_steps, 0)
+        ppo_run(backend, 2 * 8 * num_steps, num_steps, 0)
     runs: dict[str, list[dict[str, float]]] = {b: [] for b in BACKENDS}
     for seed in range(repeats):
         for backend in BACKENDS:

@@ -32,7 +32,7 @@ def main(backend: str = "ray", seed: int = 0, max_steps: int = 60_000, workers: 
     manager = SampleManager(QNetwork, "CartPole-v1", num_parallel=workers, total_steps=256, model_kwargs={"num_actions": 2},
                             action_sampling_type="epsilon_greedy", epsilon=1.0, seed=seed, backend=backend, cpus_per_worker=0.5)
     manager.initialize_buffer(100_000, optim_keys=["state", "action", "reward", "state_new", "not_done"])
-    manager.initialize_aggregator(out, saving_after=20, aggregator_keys=["loss", "test_return"])
+    manager.initialize_aggregator(out, saving_after=5, aggregator_keys=["loss", "test_return"])
     agent, target = manager.get_agent(), manager.get_agent()
     optimizer = torch.optim.Adam(agent.model.parameters(), lr=2.3e-3)
     start, steps, mean_return = time.perf_counter(), 0, 0.0

@@ -647,11 +647,13 @@ class SampleManager:
             load_state(model_instance, weights)
         self._has_value = any(k in model_output(model_instance, np.asarray(first_obs, dtype=np.float32)[None]) for k in _VALUE_KEYS)
         self._version = 0
+        self._dirty = False
         self.steps_collected = 0
         self._episodes_tested = 0
         self.buffer: FifoBuffer | None = None
         self.aggregator: SmoothingAggregator | None = None
         self._source: Any = None
+        self._started_ray = False
         self._ray_options = dict(
             address=ray_address, envs_per_worker=envs_per_worker, min_returns=remote_min_returns,
             timeout_s=remote_time_out, cpus_per_worker=cpus_per_worker,
@@ -678,6 +680,7 @@ class SampleManager:
             if self.backend == "ray":
                 from daedalus.rollout.ray_source import RayOptions, RaySource
 
+                self._join_ray()
                 options = RayOptions(num_workers=self.num_parallel, **self._ray_options)
                 per_worker = options.envs_per_worker or 1
                 recipe = partial(_same, self.make_env)
@@ -689,6 +692,29 @@ class SampleManager:
                 self._source = local_source(self.make_env, self.num_parallel, self.env_id, {}, "sync", self.seed)
                 self._source.reset(seed=self.seed)
         return self._source
+
+    def _join_ray(self) -> None:
+        """Join ``ray_address`` / ``RAY_ADDRESS`` / this process's Ray, else start a local Ray that :meth:`close` stops.
+
+        A new local Ray is started with ``address="local"``: a bare ``ray.init()`` would join any
+        cluster another program left registered on this machine.
+        """
+        import os
+
+        from daedalus.rollout.ray_source import connect, import_ray
+
+        ray = import_ray()
+        if ray.is_initialized():
+            return
+        address = self._ray_options["address"] or os.environ.get("RAY_ADDRESS")
+        if address:
+            connect(address)
+            return
+        ray.init(
+            address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 * 2**20,
+            logging_level="ERROR", log_to_driver=False,
+        )
+        self._started_ray = True
 
     @property
     def num_envs(self) -> int:
@@ -715,6 +741,9 @@ class SampleManager:
         if wanted < 1:
             raise DaedalusError(f"total_steps must be >= 1, got {wanted}.")
         num_steps = math.ceil(wanted / self.num_envs)
+        if self._dirty:  # one new policy version per collection, however many changes came before it
+            self._version += 1
+            self._dirty = False
         parts: list[dict[str, np.ndarray]] = []
         collected = 0
         while collected < wanted:
@@ -801,12 +830,12 @@ class SampleManager:
     def set_agent(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
         """New weights for collection (``agent.get_weights()`` or ``model.state_dict()``); workers get them with the next collection."""
         load_state(self._policy.model, weights)
-        self._version += 1
+        self._dirty = True
 
     def _set_sampling(self, **changes: float) -> None:
         self._settings = replace(self._settings, **changes)
         self._policy.settings = replace(self._policy.settings, **changes)
-        self._version += 1
+        self._dirty = True
 
     def set_epsilon(self, epsilon: float) -> None:
         """A new epsilon for epsilon-greedy collection (from the next collection on)."""
@@ -924,6 +953,11 @@ class SampleManager:
         if self._source is not None:
             self._source.close()
             self._source = None
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
 
     def __enter__(self) -> SampleManager:
         return self
