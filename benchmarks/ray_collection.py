@@ -23,8 +23,8 @@
     (Ray: workers killed and ``ray.shutdown``) and ``ray.shutdown`` alone. The calls are timed by
     wrapping ``ray.init``, ``ray.shutdown`` and the sources' ``close`` for the run's duration.
 
-(b) and (c) start with one unrecorded short run per backend, so this process's imports are warm (a
-CLI run pays them on top). Their runs start their own local Ray as a user's run does: no other Ray
+(b) and (c) start with one unrecorded short run per backend (``--quick``: subprocess only), so this
+process's imports are warm (a CLI run pays them on top). Their runs start their own local Ray as a user's run does: no other Ray
 may run on the machine (``ray.init()`` without an address joins the newest one).
 
     .venv/bin/python benchmarks/ray_collection.py [--only a|b|c] [--repeats 3] [--busy] [--quick]
@@ -38,7 +38,6 @@ import io
 import math
 import multiprocessing as mp
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -211,10 +210,7 @@ def ppo_run(backend: str, total_steps: int, num_steps: int, seed: int) -> dict[s
 
 
 def compare(total_steps: int, num_steps: int, repeats: int) -> dict[str, list[dict[str, float]]]:
-    """Interleaved runs (subprocess, then Ray, per repeat; seed = repeat) after one unrecorded
-    short run of each (warm-up: this process's imports)."""
-    for backend in BACKENDS:
-        ppo_run(backend, 2 * 8 * num_steps, num_steps, 0)
+    """Interleaved runs: subprocess, then Ray, per repeat; seed = repeat."""
     runs: dict[str, list[dict[str, float]]] = {b: [] for b in BACKENDS}
     for seed in range(repeats):
         for backend in BACKENDS:
@@ -274,6 +270,9 @@ def main() -> None:
     try:
         if args.only in (None, "a"):
             scaling([int(n) for n in args.workers.split(",")], args.rollout_steps, args.rounds, args.repeats)
+        if args.only != "a":  # warm-up: one unrecorded short run per backend (this process's imports)
+            for backend in ["subprocess"] if args.quick else BACKENDS:
+                ppo_run(backend, 2 * 8 * args.num_steps, args.num_steps, 0)
         if args.only in (None, "b"):
             overhead(args.total_steps, args.num_steps, args.repeats)
         if args.only in (None, "c"):
@@ -281,7 +280,6 @@ def main() -> None:
     finally:
         if busy is not None:
             busy.terminate()
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

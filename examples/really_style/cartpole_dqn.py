@@ -32,7 +32,7 @@ def main(backend: str = "ray", seed: int = 0, max_steps: int = 60_000, workers: 
     manager = SampleManager(QNetwork, "CartPole-v1", num_parallel=workers, total_steps=256, model_kwargs={"num_actions": 2},
                             action_sampling_type="epsilon_greedy", epsilon=1.0, seed=seed, backend=backend, cpus_per_worker=0.5)
     manager.initialize_buffer(100_000, optim_keys=["state", "action", "reward", "state_new", "not_done"])
-    manager.initialize_aggregator(out, saving_after=5, aggregator_keys=["loss", "test_return"])
+    manager.initialize_aggregator(out, saving_after=20, aggregator_keys=["loss", "test_return"])
     agent, target = manager.get_agent(), manager.get_agent()
     optimizer = torch.optim.Adam(agent.model.parameters(), lr=2.3e-3)
     start, steps, mean_return = time.perf_counter(), 0, 0.0
@@ -56,12 +56,13 @@ def main(backend: str = "ray", seed: int = 0, max_steps: int = 60_000, workers: 
                 optimizer.step()
                 losses.append(loss.item())
             manager.set_agent(agent.get_weights())         # the workers act with these from the next get_data
-            if steps >= 10_000 and steps // 256 % 8 == 0:  # a greedy test every 2048 steps
+            tested = steps >= 10_000 and steps // 256 % 8 == 0  # a greedy test every 2048 steps
+            if tested:
                 mean_return = sum(manager.test(500, test_episodes=20, evaluation_measure="reward")) / 20
                 print(f"steps {steps:6d}  loss {sum(losses) / len(losses):.4f}  test return {mean_return:.1f}")
-                manager.update_aggregator(loss=losses, test_return=mean_return)
-                if mean_return >= 475:
-                    break
+            manager.update_aggregator(loss=losses, test_return=mean_return if tested else None)  # None: not this time
+            if tested and mean_return >= 475:
+                break
         manager.save_model(out, epoch=steps)
     result = {"steps": steps, "test_return": mean_return, "seconds": time.perf_counter() - start}
     print(result)

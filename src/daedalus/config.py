@@ -51,7 +51,10 @@ VECTORIZATION_MODES = ("auto", "native", "sync", "async")
 #: Where a profile's envs can run (``rollout.backend``).
 ROLLOUT_BACKENDS = ("local", "subprocess", "ray")
 #: ``rollout.backend: ray`` only: ``daedalus.rollout.ray_source.RayOptions`` (docs/ray.md).
-RAY_ROLLOUT_KEYS = ("num_workers", "envs_per_worker", "min_returns", "timeout_s", "address", "max_staleness", "max_failures", "cpus_per_worker")
+RAY_ROLLOUT_KEYS = (
+    "num_workers", "envs_per_worker", "min_returns", "timeout_s", "address", "max_staleness", "max_failures", "cpus_per_worker",
+    "steps_per_round",
+)
 ROLLOUT_KEYS = ("backend", "vectorization", *RAY_ROLLOUT_KEYS)
 DEFAULTS_KEY = "defaults"
 
@@ -571,6 +574,7 @@ def _parse_ray_rollout(rollout: dict[str, Any], probe: Any, problems: Problems) 
         "max_staleness": (lambda v: count(v, 0, False), "an integer >= 0 (updates behind the current policy)", "1"),
         "max_failures": (lambda v: count(v, 0, False), "an integer >= 0", "3"),
         "cpus_per_worker": (lambda v: positive(v, False), "a number > 0", "1"),
+        "steps_per_round": (lambda v: count(v, 1, True), "an integer >= 1, or null (32)", "32"),
     }
     checked: dict[str, Any] = {}
     for key, value in given.items():

@@ -149,8 +149,9 @@ class ModelPolicy:
     next weights). ``recipe`` is what :meth:`copy_factory` sends to remote workers: ``(model
     class, kwargs)``, or a CPU copy of a model instance.
 
-    The random generator is seeded at the first ``act`` from ``seed`` and the first observations,
-    so Ray workers (which all receive the same seed) draw different numbers, reproducibly.
+    The random generator is seeded at the first ``act`` from ``seed`` (per Ray worker: see
+    :meth:`copy_factory`) mixed with a checksum of the first observations, so copies that get the
+    same seed still draw different numbers, reproducibly.
     """
 
     def __init__(self, model: Any, settings: SamplingSettings, seed: int | None = None, recipe: Any = None) -> None:
@@ -225,15 +226,15 @@ class ModelPolicy:
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Load what :meth:`get_weights` gave (the ``sampling/*`` entries are optional)."""
         load_state(self.model, {k: v for k, v in weights.items() if not k.startswith("sampling/")})
-        changes: dict[str, float] = {}
-        for name in ("epsilon", "temperature"):
-            if f"sampling/{name}" in weights:
-                changes[name] = float(np.asarray(weights[f"sampling/{name}"]))
-        if changes:
-            self.settings = replace(self.settings, **changes)
+        epsilon, temperature = weights.get("sampling/epsilon"), weights.get("sampling/temperature")
+        self.settings = replace(
+            self.settings,
+            epsilon=self.settings.epsilon if epsilon is None else float(np.asarray(epsilon)),
+            temperature=self.settings.temperature if temperature is None else float(np.asarray(temperature)),
+        )
 
-    def copy_factory(self, seed: int | None = None) -> Callable[[], ModelPolicy]:
-        """A picklable recipe of a CPU copy of this policy (weights follow with :meth:`set_weights`)."""
+    def copy_factory(self, seed: int | None = None) -> Callable[..., ModelPolicy]:
+        """A picklable ``recipe(worker_index)`` of a CPU copy of this policy (weights follow with :meth:`set_weights`)."""
         return partial(_policy_copy, self.recipe if self.recipe is not None else _cpu_copy(self.model), self.settings, seed)
 
 
@@ -241,8 +242,10 @@ def _cpu_copy(model: Any) -> Any:
     return copy.deepcopy(model).cpu()
 
 
-def _policy_copy(recipe: Any, settings: SamplingSettings, seed: int | None) -> ModelPolicy:
-    """What a Ray worker calls: a fresh model from ``recipe`` (``(class, kwargs)`` or a module), wrapped."""
+def _policy_copy(recipe: Any, settings: SamplingSettings, seed: int | None, worker: int | None = None) -> ModelPolicy:
+    """What a Ray worker calls (with its index): a fresh model from ``recipe`` (``(class, kwargs)`` or a module), wrapped."""
+    if seed is not None and worker is not None:
+        seed = seed + 7919 * (worker + 1)  # every worker samples its own actions
     if isinstance(recipe, tuple):
         model_class, kwargs = recipe
         model = model_class(**kwargs)
@@ -421,7 +424,8 @@ class SmoothingAggregator:
         self.written: list[Path] = []
 
     def update(self, **values: Any) -> None:
-        """Add one value per key given (keys not given this time get NaN)."""
+        """Add one value per key (a list or array is averaged); a key not given, or given None, gets NaN
+        (left out of the plot and the moving average)."""
         unknown = [k for k in values if k not in self.values]
         if unknown:
             hint = "".join(did_you_mean(k, self.keys) for k in unknown)
@@ -465,8 +469,10 @@ class SmoothingAggregator:
         axes = figure.subplots(len(self.keys), 1, squeeze=False)[:, 0]
         steps = np.arange(1, self.updates + 1)
         for ax, key in zip(axes, self.keys, strict=True):
-            ax.plot(steps, self.values[key], color="tab:blue", alpha=0.3, linewidth=1, label="raw")
-            ax.plot(steps, self.smoothed(key), color="tab:blue", linewidth=2, label=f"mean of {self.smoothing_window}")
+            raw = np.asarray(self.values[key], dtype=np.float64)
+            given = np.isfinite(raw)  # updates without this key are left out
+            ax.plot(steps[given], raw[given], color="tab:blue", alpha=0.3, linewidth=1, marker=".", label="raw")
+            ax.plot(steps[given], self.smoothed(key)[given], color="tab:blue", linewidth=2, label=f"mean of {self.smoothing_window}")
             ax.set_ylabel(key)
             ax.grid(alpha=0.3)
         axes[0].legend(loc="best", fontsize="small")
@@ -654,7 +660,7 @@ class SampleManager:
         self.aggregator: SmoothingAggregator | None = None
         self._source: Any = None
         self._started_ray = False
-        self._ray_options = dict(
+        self._ray_options: dict[str, Any] = dict(
             address=ray_address, envs_per_worker=envs_per_worker, min_returns=remote_min_returns,
             timeout_s=remote_time_out, cpus_per_worker=cpus_per_worker,
         )
@@ -832,22 +838,22 @@ class SampleManager:
         load_state(self._policy.model, weights)
         self._dirty = True
 
-    def _set_sampling(self, **changes: float) -> None:
-        self._settings = replace(self._settings, **changes)
-        self._policy.settings = replace(self._policy.settings, **changes)
+    def _set_sampling(self, settings: SamplingSettings) -> None:
+        self._settings = settings
+        self._policy.settings = settings
         self._dirty = True
 
     def set_epsilon(self, epsilon: float) -> None:
         """A new epsilon for epsilon-greedy collection (from the next collection on)."""
         if not 0.0 <= epsilon <= 1.0:
             raise DaedalusError(f"epsilon is a probability (of a random action), got {epsilon}.")
-        self._set_sampling(epsilon=float(epsilon))
+        self._set_sampling(replace(self._settings, epsilon=float(epsilon)))
 
     def set_temperature(self, temperature: float) -> None:
         """A new temperature for thompson collection (from the next collection on)."""
         if not temperature > 0:
             raise DaedalusError(f"temperature must be > 0, got {temperature}.")
-        self._set_sampling(temperature=float(temperature))
+        self._set_sampling(replace(self._settings, temperature=float(temperature)))
 
     # ------------------------------------------------------------------ files
 

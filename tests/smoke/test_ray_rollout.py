@@ -354,3 +354,48 @@ def test_more_cpus_than_the_cluster_has_is_an_error_not_a_hang(workdir: Path, ra
             source.sample({"default": _Constant()}, 4)
     finally:
         source.close()
+
+
+# --------------------------------------------------------------------------- replay algorithms on Ray
+
+
+@pytest.mark.parametrize(("agent_id", "env_id"), [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1"), ("td3", "Pendulum-v1")])
+def test_replay_algorithms_fill_their_buffer_from_ray_workers(workdir: Path, ray_cluster: Any, agent_id: str, env_id: str) -> None:
+    path = write(workdir / "replay.yaml", f"""
+    p:
+      agent_id: {agent_id}
+      env_id: {env_id}
+      num_envs: 2
+      seed: 0
+      rollout: {{backend: ray, num_workers: 2, cpus_per_worker: 0.01, steps_per_round: 16}}
+      config: {{total_steps: 600, learning_starts: 200, eval_every_steps: 0, final_eval_episodes: 1, torch_threads: 1,
+               log_every_steps: 200, checkpoint_every_steps: 0}}
+    """)
+    run = daedalus.train(path, runs_dir=workdir / "runs")
+    assert run.status == "completed", run
+    record = run_json(run)
+    rounds = record["rollout"]["rounds"]
+    assert record["rollout"]["backend"] == "ray" and rounds >= 1
+    # Whole rounds of at least 16 steps x 2 copies (more when train_frequency_steps asks for more).
+    assert record["steps"] >= 600 and record["steps"] % rounds == 0 and record["steps"] // rounds >= 32
+    agent = daedalus.load_run(run.path).agent
+    assert agent.num_updates > 0
+
+
+def test_explore_policy_copies_act_like_the_learner_once_greedy(ray_cluster: Any) -> None:
+    import gymnasium as gym
+
+    from daedalus.algos.common import ExplorePolicy
+    from daedalus.algos.dqn import DQNAgent, DQNConfig
+
+    env = gym.make("CartPole-v1")
+    config = DQNConfig(total_steps=1000, learning_starts=0, exploration_final_eps=0.0, exploration_fraction=0.01)
+    learner = DQNAgent(env.observation_space, env.action_space, config, seed=3)
+    learner.global_step = 900  # past the exploration schedule: epsilon 0, greedy actions
+    policy = ExplorePolicy(learner)
+    copy = policy.copy_factory(0)(1)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    assert not np.array_equal(copy.act(obs).actions, learner.greedy(obs)) or copy.agent.global_step == 0
+    copy.set_weights(policy.get_weights())
+    assert copy.agent.global_step == 900
+    np.testing.assert_array_equal(copy.act(obs).actions, learner.greedy(obs))

@@ -15,7 +15,8 @@ The algorithm files keep everything that *is* the algorithm; this module only ke
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from daedalus.hooks import CheckpointSaved, EvalEnd, Hooks, RolloutEnd, UpdateEnd
 from daedalus.nn.optim import Optimizer
 from daedalus.rollout.collector import Collector
+from daedalus.rollout.contract import DEFAULT_GROUP, ActOutput
 from daedalus.rollout.source import ObsTransform, local_source
 from daedalus.types import TrainContext
 
@@ -366,6 +368,15 @@ def train_replay(
     context = context or default_context(algo, env_factory, artifacts, save_callback)
     previous_threads = set_torch_threads(config.torch_threads)
     source = source if source is not None else make_source(context)
+    if getattr(source, "rollout_level_only", False):  # Ray workers: whole rounds, not single steps
+        try:
+            return _train_replay_rounds(source, env_factory, agent, config, artifacts, context, update, action_to_env, every_step, extra_metrics, evaluator)
+        finally:
+            summary = getattr(source, "summary", None)
+            if summary is not None:
+                artifacts["rollout"] = summary()
+            source.close()
+            restore_torch_threads(previous_threads)
     try:
         if agent.buffer is None or agent.buffer.num_rows != source.batch_size:
             agent.buffer = agent.make_buffer(config.buffer_size, source.batch_size)
@@ -408,4 +419,111 @@ def train_replay(
     finally:
         source.close()
         restore_torch_threads(previous_threads)
+    return agent
+
+
+class ExplorePolicy:
+    """An off-policy agent's exploration (``agent.explore``) as a collection
+    :class:`~daedalus.rollout.contract.Policy` that Ray workers can hold a copy of.
+
+    The weights are the agent's acting networks (``agent.acting_modules``: DQN's Q-network, SAC's
+    and TD3's actor) plus ``global_step``, which drives the warm-up and the exploration schedule.
+    """
+
+    def __init__(self, agent: Any, action_to_env: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.agent = agent
+        self.action_to_env = action_to_env
+
+    def act(self, obs: np.ndarray, state: Any = None, deterministic: bool = False) -> ActOutput:
+        """``agent.explore(obs)``; env actions through ``action_to_env``."""
+        actions = self.agent.explore(obs)
+        return ActOutput(actions=actions, env_actions=None if self.action_to_env is None else self.action_to_env(actions))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """The acting networks' parameters and the step counter."""
+        weights = {
+            f"{name}/{key}": value.detach().cpu().numpy()
+            for name in self.agent.acting_modules
+            for key, value in getattr(self.agent, name).state_dict().items()
+        }
+        weights["global_step"] = np.asarray(self.agent.global_step, dtype=np.int64)
+        return weights
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load what :meth:`get_weights` gave."""
+        for name in self.agent.acting_modules:
+            prefix = f"{name}/"
+            getattr(self.agent, name).load_state_dict({k[len(prefix):]: torch.as_tensor(v) for k, v in weights.items() if k.startswith(prefix)})
+        self.agent.global_step = int(weights["global_step"])
+
+    def copy_factory(self, seed: int | None = None) -> Callable[[int], ExplorePolicy]:
+        """``recipe(worker_index)``: a CPU copy of the agent (exploration seeded per worker)."""
+        agent = self.agent
+        return partial(_explore_copy, type(agent), agent.observation_space, agent.action_space, agent.config, seed, self.action_to_env is not None)
+
+
+def _explore_copy(agent_class: Any, observation_space: Any, action_space: Any, config: Any, seed: int | None, rescale: bool, worker: int = 0) -> ExplorePolicy:
+    agent = agent_class(observation_space, action_space, config, "cpu", None if seed is None else seed + 7919 * (worker + 1))
+    return ExplorePolicy(agent, agent.to_env if rescale else None)
+
+
+def _train_replay_rounds(
+    source: Any,
+    env_factory: Callable[[int | None], Any],
+    agent: Any,
+    config: Any,
+    artifacts: dict[str, Any],
+    context: TrainContext,
+    update: Callable[[Any, Any, Any], dict[str, torch.Tensor]],
+    action_to_env: Callable[[np.ndarray], np.ndarray] | None,
+    every_step: Callable[[int], None] | None,
+    extra_metrics: Callable[[], dict[str, float]] | None,
+    evaluator: Callable[..., Any] | None,
+) -> Any:
+    """:func:`train_replay` on a rollout-level source (Ray workers feeding the replay buffer).
+
+    Each round, every worker collects ``rollout.steps_per_round`` steps (default 32, at least
+    ``train_frequency_steps / rows``) of each of its copies with the exploration policy as of the
+    last round (one round behind the learner at most); the steps are then written to the buffer and learned from one by one exactly as the
+    local loop does (warm-up, ``train_frequency_steps``, ``every_step``, logging, evaluation).
+    """
+    rows = source.batch_size
+    if agent.buffer is None or agent.buffer.num_rows != rows:
+        agent.buffer = agent.make_buffer(config.buffer_size, rows)
+    buffer = agent.buffer
+    policies = {DEFAULT_GROUP: ExplorePolicy(agent, action_to_env)}
+    schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source, evaluator=evaluator)
+    latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
+    context.extras["last_update_metrics"] = latest
+
+    def current_metrics() -> dict[str, float]:
+        logged = {key: float(value) for key, value in latest.items()}
+        if extra_metrics is not None:
+            logged.update(extra_metrics())
+        return logged
+
+    source.reset(seed=context.seed)
+    every = config.train_frequency_steps
+    options = getattr(source, "options", None)
+    steps_per_round = max(getattr(options, "steps_per_round", None) or 32, -(-every // rows))
+    while agent.global_step < config.total_steps:
+        trajectory = source.sample(policies, steps_per_round, agent.num_updates, every_worker=True)[DEFAULT_GROUP]
+        stop = schedule.rollout_end(trajectory.num_transitions, trajectory.episode_returns, trajectory.policy_version)
+        for t in range(trajectory.num_steps):
+            buffer.add(
+                trajectory.obs[t], trajectory.actions[t], trajectory.rewards[t], trajectory.terminated[t],
+                trajectory.truncated[t], trajectory.next_obs[t], trajectory.valid[t],
+            )
+            previous, agent.global_step = agent.global_step, agent.global_step + rows
+            if every_step is not None:
+                every_step(previous)
+            due = agent.global_step // every > previous // every
+            if due and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
+                start = schedule.clock()
+                latest.update(update(agent, buffer, config))
+                schedule.learn_time += schedule.clock() - start
+                stop = schedule.update_end(agent.num_updates, current_metrics) or stop
+        if schedule.step(current_metrics) or stop:
+            break
+    schedule.finish()
     return agent

@@ -111,6 +111,9 @@ class DQNAgent(TensorAgent):
     continue training exactly; the buffer is included when ``config.save_buffer``.
     """
 
+    #: The networks that act while collecting (what Ray workers hold a copy of).
+    acting_modules = ("q_network",)
+
     def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: DQNConfig, device: str = "cpu", seed: int | None = None) -> None:
         super().__init__(name="dqn")
         if not isinstance(action_space, spaces.Discrete):

@@ -321,8 +321,9 @@ class ActorCriticPolicy:
         """Raw env observations as :meth:`act` takes them (flat float32, normalized with the current statistics)."""
         return self.agent.preprocess(obs, update_stats=False)
 
-    def copy_factory(self, seed: int | None = None) -> Callable[[], ActorCriticPolicy]:
-        """A picklable recipe of a CPU copy of this policy (for remote workers; weights come with :meth:`set_weights`)."""
+    def copy_factory(self, seed: int | None = None) -> Callable[[int], ActorCriticPolicy]:
+        """A picklable recipe ``recipe(worker_index)`` of a CPU copy of this policy for a remote worker
+        (sampling seeded per worker; weights come with :meth:`set_weights`)."""
         agent = self.agent
         return partial(
             _policy_copy, type(agent), agent.observation_space, agent.action_space, agent.config, seed, agent.algo,
@@ -346,9 +347,10 @@ class ActorCriticPolicy:
 
 def _policy_copy(
     agent_class: type[ActorCriticAgent], observation_space: Any, action_space: Any, config: OnPolicyConfig, seed: int | None,
-    algo: str, actor_inputs: int | None,
+    algo: str, actor_inputs: int | None, worker: int = 0,
 ) -> ActorCriticPolicy:
     """A fresh CPU agent like the driver's, as a collection policy (see :meth:`ActorCriticPolicy.copy_factory`)."""
+    seed = None if seed is None else seed + 7919 * (worker + 1)  # every worker samples its own actions
     agent = agent_class(observation_space, action_space, config, "cpu", seed, algo=algo, actor_inputs=actor_inputs)
     return ActorCriticPolicy(agent)
 

@@ -105,6 +105,9 @@ class SACConfig:
 class SACAgent(TensorAgent):
     """Actor, twin critics + targets, temperature, their optimizers, RNGs, counters, optional buffer."""
 
+    #: The networks that act while collecting (what Ray workers hold a copy of).
+    acting_modules = ("actor",)
+
     def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: SACConfig, device: str = "cpu", seed: int | None = None) -> None:
         super().__init__(name="sac")
         if not isinstance(action_space, spaces.Box):

@@ -103,6 +103,9 @@ class TD3Config:
 class TD3Agent(TensorAgent):
     """Actor, twin critics, their targets and optimizers, RNGs, counters, optional buffer."""
 
+    #: The networks that act while collecting (what Ray workers hold a copy of).
+    acting_modules = ("actor",)
+
     def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any], config: TD3Config, device: str = "cpu", seed: int | None = None) -> None:
         super().__init__(name="td3")
         if not isinstance(action_space, spaces.Box):

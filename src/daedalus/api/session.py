@@ -485,14 +485,17 @@ def _ray_options(resolved: ResolvedProfile) -> Any:
     profile = resolved.profile
     if profile.backend != "ray":
         return None
+    from daedalus.algos.dqn import DQNConfig
     from daedalus.algos.on_policy import OnPolicyConfig
+    from daedalus.algos.sac import SACConfig
+    from daedalus.algos.td3 import TD3Config
     from daedalus.rollout.ray_source import RayOptions
 
-    if not isinstance(resolved.config, OnPolicyConfig):
+    if not isinstance(resolved.config, OnPolicyConfig | DQNConfig | SACConfig | TD3Config):
         raise ProfileError(
-            f"profile '{profile.profile_id}': rollout.backend: ray collects whole rollouts on remote workers, "
-            f"which PPO and A2C train on; '{profile.agent_id}' steps its envs one step at a time. Use rollout.backend: local "
-            "or subprocess for it."
+            f"profile '{profile.profile_id}': rollout.backend: ray collects whole rollouts on remote workers for the built-in "
+            f"PPO, A2C, DQN, SAC and TD3; '{profile.agent_id}' steps its envs one step at a time in its own loop. Use "
+            "rollout.backend: local or subprocess for it."
         )
     if resolved.groups is not None:
         raise ProfileError(

@@ -84,6 +84,9 @@ class RayOptions:
     max_failures: int = 3
     #: CPUs Ray reserves for each worker (fractions allowed).
     cpus_per_worker: float = 1.0
+    #: DQN/SAC/TD3: steps of each env copy per round (the exploration policy lags the learner by
+    #: at most this many steps); ``None``: 32, or ``train_frequency_steps`` when that is more.
+    steps_per_round: int | None = None
 
     def workers_envs(self, num_envs: int) -> int:
         """Env copies per worker for a profile with ``num_envs`` copies."""
@@ -126,7 +129,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> _Connect
                 "on the head node (see docs/ray.md), or leave rollout.address / --ray-address / RAY_ADDRESS unset to run a local Ray."
             ) from None
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 * 2**20, **quiet)
+        # address="local": a new Ray for this process, even when `ray start` left a cluster running here
+        # (plain ray.init() would join that one).
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 * 2**20, **quiet)
     return _Connection(started_here=not address)
 
 
@@ -202,10 +207,10 @@ class RolloutActor:
         self.seed = seed
         return self.source.reset(seed=seed)
 
-    def set_policies(self, factories: Mapping[str, Callable[[], Policy]]) -> None:
+    def set_policies(self, factories: Mapping[str, Callable[[int], Policy]]) -> None:
         """Build the policy copies; when they prepare observations, reset again so that the first
         observations are prepared too (the same seed gives the same observations)."""
-        self.policies = {group: factory() for group, factory in factories.items()}
+        self.policies = {group: factory(self.index) for group, factory in factories.items()}
         self._prepare = getattr(next(iter(self.policies.values())), "prepare", None)
         if self._prepare is not None:
             if self.moments is not None:
@@ -306,6 +311,8 @@ class RaySource:
         self.num_envs = options.num_workers * envs_per_worker
         self.num_agents = 1
         self.batch_size = self.num_envs
+        #: Whole rollouts only: loops that step one env step at a time take another path.
+        self.rollout_level_only = True
         self.stats = RayStats()
         self._connection = connect(options.address)
         self._workers: list[_Worker] = []
@@ -382,9 +389,9 @@ class RaySource:
         factories: dict[str, Any] = {}
         for group, policy in policies.items():
             copy_factory = getattr(policy, "copy_factory", None)
-            # Without a recipe, the policy object itself travels (pickled by Ray) and is brought up
-            # to date with set_weights like any copy.
-            factories[group] = copy_factory(None if self.seed is None else self.seed + 7919) if copy_factory is not None else _Same(policy)
+            # copy_factory(seed) gives recipe(worker_index) -> a CPU copy. Without one, the policy object
+            # itself travels (pickled by Ray) and is brought up to date with set_weights like any copy.
+            factories[group] = copy_factory(self.seed) if copy_factory is not None else _Same(policy)
         try:
             self._factories = self.ray.put(factories)
         except Exception as error:  # noqa: BLE001 - an unpicklable policy
@@ -445,8 +452,15 @@ class RaySource:
 
     # ------------------------------------------------------------------ rollout level
 
-    def sample(self, policies: Mapping[str, Policy], num_steps: int, policy_version: int = 0) -> dict[str, Trajectory]:
-        """One round (see the module docstring): at least one worker's ``num_steps`` steps per group."""
+    def sample(
+        self, policies: Mapping[str, Policy], num_steps: int, policy_version: int = 0, *, every_worker: bool = False,
+    ) -> dict[str, Trajectory]:
+        """One round (see the module docstring): at least one worker's ``num_steps`` steps per group.
+
+        ``every_worker``: one answer from every worker, whatever ``min_returns`` and ``timeout_s``
+        say (a failed worker is restarted and asked again), so that the rows are always
+        ``batch_size``: what a replay buffer with one row per env copy needs.
+        """
         if num_steps < 1:
             raise ValueError(f"sample(): num_steps must be >= 1, got {num_steps}")
         ray = self.ray
@@ -460,12 +474,15 @@ class RaySource:
         self._launch(num_steps)
         wanted = min(self.options.min_returns or self.options.num_workers, self.options.num_workers)
         answers: list[dict[str, Any]] = []
+        answered: set[int] = set()
         first_wait = True
-        while not answers:
+        while not answers or (every_worker and len(answered) < len(self._workers)):
             if not self._pending:
-                self._launch(num_steps)
+                self._launch(num_steps, skip=answered)
             pending = list(self._pending)
-            if first_wait:  # min_returns answers, or whatever is there at the timeout
+            if every_worker:
+                ready, _ = ray.wait(pending, num_returns=len(pending))
+            elif first_wait:  # min_returns answers, or whatever is there at the timeout
                 ready, _ = ray.wait(pending, num_returns=min(wanted, len(pending)), timeout=self.options.timeout_s)
             else:  # after an empty-handed wait or failed answers: the first answer that comes
                 ready, _ = ray.wait(pending, num_returns=1)
@@ -490,18 +507,19 @@ class RaySource:
                     self.stats.dropped_stale += 1
                     continue
                 answers.append(answer)
-            if not answers:
-                self._launch(num_steps)  # restarted or stale workers collect again with the current weights
+                answered.add(worker.index)
+            if not answers or (every_worker and len(answered) < len(self._workers)):
+                self._launch(num_steps, skip=answered)  # restarted or stale workers collect again with the current weights
         self.stats.rounds += 1
         self.stats.answers += len(answers)
         answers.sort(key=lambda a: int(a["index"]))
         self._fold_moments(answers)
         return _merge([a["trajectories"] for a in answers], min(int(a["version"]) for a in answers))
 
-    def _launch(self, num_steps: int) -> None:
-        busy = set(id(w) for w in self._pending.values())
+    def _launch(self, num_steps: int, skip: set[int] | frozenset[int] = frozenset()) -> None:
+        busy = {w.index for w in self._pending.values()} | skip
         for worker in self._workers:
-            if id(worker) in busy:
+            if worker.index in busy:
                 continue
             weights = None if worker.version == self._weights_version else self._weights_ref
             ref = worker.actor.sample.remote(weights, self._weights_version, num_steps)
@@ -576,7 +594,7 @@ class _Same:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def __call__(self) -> Policy:
+    def __call__(self, worker: int) -> Policy:
         return self.policy
 
 
