@@ -24,8 +24,8 @@
     wrapping ``ray.init``, ``ray.shutdown`` and the sources' ``close`` for the run's duration.
 
 (b) and (c) start with one unrecorded short run per backend (``--quick``: subprocess only), so this
-process's imports are warm (a CLI run pays them on top). Their runs start their own local Ray as a user's run does: no other Ray
-may run on the machine (``ray.init()`` without an address joins the newest one).
+process's imports are warm (a CLI run pays them on top). Each of their Ray runs starts and stops its
+own local Ray, as a user's run does (leave ``RAY_ADDRESS`` unset: with it the runs join that cluster).
 
     .venv/bin/python benchmarks/ray_collection.py [--only a|b|c] [--repeats 3] [--busy] [--quick]
 """

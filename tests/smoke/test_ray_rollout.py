@@ -211,16 +211,15 @@ def test_ray_keys_are_validated_with_the_profile(workdir: Path) -> None:
 
 
 def test_step_at_a_time_agents_are_refused_on_ray_before_training(workdir: Path) -> None:
-    path = write(workdir / "dqn.yaml", """
+    path = write(workdir / "random.yaml", """
     p:
-      agent_id: dqn
+      agent_id: random
       env_id: CartPole-v1
       rollout: {backend: ray}
-      config: {total_steps: 1000}
     """)
     run = daedalus.train(path, runs_dir=workdir / "runs")
-    assert run.status == "failed"
-    assert "PPO and A2C" in run.error and "rollout.backend: local" in run.error
+    assert run.status == "failed" and run.error is not None
+    assert "PPO, A2C, DQN, SAC and TD3" in run.error and "rollout.backend: local" in run.error
 
 
 def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,3 +398,39 @@ def test_explore_policy_copies_act_like_the_learner_once_greedy(ray_cluster: Any
     copy.set_weights(policy.get_weights())
     assert copy.agent.global_step == 900
     np.testing.assert_array_equal(copy.act(obs).actions, learner.greedy(obs))
+
+
+# --------------------------------------------------------------------------- multi-agent on Ray
+
+
+@pytest.mark.parametrize("which", ["simple_tag", "tictactoe"])
+def test_multi_agent_profiles_collect_on_ray_workers(workdir: Path, ray_cluster: Any, which: str) -> None:
+    pytest.importorskip("mpe2")
+    envs = {
+        # two policies mapped by prefix, one of them a random player that never trains
+        "simple_tag": """env_id: mpe2:simple_tag_v3
+      env_args: {num_good: 1, num_adversaries: 3, num_obstacles: 2, max_cycles: 25, continuous_actions: false}
+      policies: {chaser: {}, prey: {random: true}}
+      policy_mapping: {adversary_: chaser, agent_: prey}""",
+        # turn-based (AEC) with action masks
+        "tictactoe": "env_id: pettingzoo.classic:tictactoe_v3",
+    }
+    path = write(workdir / "ma.yaml", f"""
+    p:
+      agent_id: ppo
+      {envs[which]}
+      num_envs: 4
+      seed: 0
+      rollout: {{backend: ray, num_workers: 2, cpus_per_worker: 0.01}}
+      config: {{total_steps: 1600, num_steps: 50, eval_every_steps: 0, final_eval_episodes: 4, torch_threads: 1,
+               log_every_steps: 400, checkpoint_every_steps: 0}}
+    """)
+    run = daedalus.train(path, runs_dir=workdir / "runs")
+    assert run.status == "completed", run
+    record = run_json(run)
+    assert record["steps"] == 1600 and record["rollout"]["rounds"] == 8  # 50 steps x 4 copies a round
+    header = (Path(run.path) / "metrics.csv").read_text().splitlines()[0].split(",")
+    group = "chaser" if which == "simple_tag" else "default"
+    assert f"charts/{group}/episode_return" in header and "ray/answers_per_round" in header
+    evaluation = run.artifacts["final_evaluation"]
+    assert evaluation["episodes"] == 4 and group in evaluation["policies"]

@@ -492,6 +492,7 @@ def _train_replay_rounds(
         agent.buffer = agent.make_buffer(config.buffer_size, rows)
     buffer = agent.buffer
     policies = {DEFAULT_GROUP: ExplorePolicy(agent, action_to_env)}
+    source.reset(seed=context.seed)  # before the training clock starts: starts the workers
     schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source, evaluator=evaluator)
     latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
     context.extras["last_update_metrics"] = latest
@@ -502,7 +503,6 @@ def _train_replay_rounds(
             logged.update(extra_metrics())
         return logged
 
-    source.reset(seed=context.seed)
     every = config.train_frequency_steps
     options = getattr(source, "options", None)
     steps_per_round = max(getattr(options, "steps_per_round", None) or 32, -(-every // rows))

@@ -180,9 +180,8 @@ def train_policy_set(
     try:
         policies = {name: collection_policy(policy, make_policy) for name, policy in agent.policies.items()}
         evaluator = _evaluator(context, agent, policies)
+        source.reset(seed=context.seed)  # before the training clock starts (Ray: starts the workers)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source, evaluator=evaluator)
-        source.reset(seed=context.seed)
-        steps_per_rollout = config.num_steps * source.num_envs
         latest: dict[str, float] = {}
         while agent.global_step < config.total_steps:
             progress_remaining = 1.0 - agent.global_step / config.total_steps
@@ -191,7 +190,8 @@ def train_policy_set(
                     for group in policy.optimizer.param_groups:
                         group["lr"] = progress_remaining * policy.config.learning_rate
             trajectories = source.sample(policies, config.num_steps, policy_version=agent.num_updates)
-            agent.global_step += steps_per_rollout
+            # Env steps of this rollout (on Ray: of the copies whose workers answered this round).
+            agent.global_step += config.num_steps * getattr(source, "last_num_envs", source.num_envs)
             for policy in agent.policies.values():
                 policy.global_step = agent.global_step
             transitions = sum(t.num_transitions for t in trajectories.values())
@@ -214,6 +214,9 @@ def train_policy_set(
                 break
         schedule.finish()
     finally:
+        summary = getattr(source, "summary", None)  # Ray workers: restarts, rounds
+        if summary is not None:
+            artifacts["rollout"] = summary()
         source.close()
         restore_torch_threads(previous_threads)
     return agent

@@ -418,8 +418,8 @@ def _train_loop(
     update: Update,
 ) -> None:
     policies = {DEFAULT_GROUP: ActorCriticPolicy(agent)}
+    source.reset(seed=context.seed)  # before the training clock starts (Ray: starts the workers)
     schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source)
-    source.reset(seed=context.seed)
     metrics: dict[str, float] = {}
     while agent.global_step < config.total_steps:
         # Linear schedules from 1 to 0 over the whole run (CleanRL's `frac`, SB3's lin_<x>).

@@ -497,10 +497,10 @@ def _ray_options(resolved: ResolvedProfile) -> Any:
             f"PPO, A2C, DQN, SAC and TD3; '{profile.agent_id}' steps its envs one step at a time in its own loop. Use "
             "rollout.backend: local or subprocess for it."
         )
-    if resolved.groups is not None:
+    if resolved.groups is not None and not isinstance(resolved.config, OnPolicyConfig):
         raise ProfileError(
-            f"profile '{profile.profile_id}': multi-agent profiles (policies / PettingZoo envs) cannot collect "
-            "on Ray yet. Use rollout.backend: local or subprocess."
+            f"profile '{profile.profile_id}': on multi-agent envs, rollout.backend: ray trains PPO and A2C; "
+            f"'{profile.agent_id}' (independent learners sharing one replay buffer) needs rollout.backend: local or subprocess."
         )
     return RayOptions(**profile.ray)
 

@@ -417,6 +417,10 @@ def multi_agent_source(
     (the groups in ``one_hot`` get a one-hot of the agent's index appended to observations)."""
     from functools import partial
 
+    if getattr(context, "backend", "local") == "ray":
+        from daedalus.rollout.ray_source import ray_multi_agent_source
+
+        return ray_multi_agent_source(context, groups, one_hot, critics)  # type: ignore[return-value]
     build = partial(
         NamedMultiAgentVecEnv, context.make_env, context.num_envs, dict(groups), seed=context.seed,
         one_hot_agent_id=list(one_hot), centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1],

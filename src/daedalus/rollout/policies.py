@@ -13,6 +13,7 @@ Adapters of agents have no weights of their own to exchange: ``get_weights()`` i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,7 @@ class RandomPolicy(_NoWeights):
         from gymnasium import spaces
 
         self.action_space = action_space
+        self._seed = seed
         self.rng = np.random.default_rng(seed)
         self._draw: Callable[[int], np.ndarray] | None = None
         if isinstance(action_space, spaces.Discrete):
@@ -112,6 +114,10 @@ class RandomPolicy(_NoWeights):
         else:
             action_space.seed(seed)
 
+    def copy_factory(self, seed: int | None = None) -> Callable[[int], RandomPolicy]:
+        """``recipe(worker_index)``: a copy for a remote worker, drawing its own stream (seeded per worker)."""
+        return partial(_random_copy, self.action_space, self._seed)
+
     def act(self, obs: Any, state: Any = None, deterministic: bool = False, mask: np.ndarray | None = None) -> ActOutput:
         """Random actions for every row; with ``mask`` (Discrete, ``(rows, n)`` bool), uniform among the legal ones."""
         rows = _num_rows(obs)
@@ -123,6 +129,10 @@ class RandomPolicy(_NoWeights):
         if self._draw is not None:
             return ActOutput(actions=self._draw(rows))
         return ActOutput(actions=_stack_actions([self.action_space.sample() for _ in range(rows)]))
+
+
+def _random_copy(action_space: Any, seed: int | None, worker: int = 0) -> RandomPolicy:
+    return RandomPolicy(action_space, None if seed is None else seed + 7919 * (worker + 1))
 
 
 def _num_rows(obs: Any) -> int:

@@ -53,7 +53,10 @@ from daedalus.rollout.contract import (
 )
 from daedalus.rollout.source import play_episodes
 
-__all__ = ["RayOptions", "RaySource", "RolloutWorkersFailed", "connect", "import_ray"]
+__all__ = ["RayOptions", "RaySource", "RolloutWorkersFailed", "connect", "import_ray", "ray_source", "worker_source"]
+
+#: ``transform(obs, update) -> obs``: what a worker's source applies to observations leaving its envs.
+Transform = Callable[[np.ndarray, bool], np.ndarray]
 
 
 #: Seconds a new worker may take to be placed and reset its envs.
@@ -181,7 +184,7 @@ class RolloutActor:
     :meth:`set_policies`), and the raw-observation moments are counted when ``track_moments``.
     """
 
-    def __init__(self, build_source: Callable[[Callable[[np.ndarray, bool], np.ndarray] | None], Any], index: int, track_moments: bool = False) -> None:
+    def __init__(self, build_source: Callable[[Callable[[str | None], Transform]], Any], index: int, track_moments: bool = False) -> None:
         import torch
 
         torch.set_num_threads(1)
@@ -190,13 +193,20 @@ class RolloutActor:
         self.version = -1
         self.seed: int | None = None
         self.moments = _Moments() if track_moments else None
-        self._prepare: Callable[[np.ndarray], np.ndarray] | None = None
-        self.source = build_source(self._transform)
+        #: Group -> its policy copy's ``prepare`` (``None``: the only policy's, for single-agent sources).
+        self._prepares: dict[str | None, Callable[[np.ndarray], np.ndarray] | None] = {}
+        self.source = build_source(self._transform_for)
 
-    def _transform(self, obs: np.ndarray, update: bool) -> np.ndarray:
-        if update and self.moments is not None:
-            self.moments.add(obs)
-        return obs if self._prepare is None else self._prepare(obs)
+    def _transform_for(self, group: str | None) -> Transform:
+        """What the source applies to ``group``'s observations (``None``: a single-agent source's)."""
+
+        def transform(obs: np.ndarray, update: bool) -> np.ndarray:
+            if update and self.moments is not None:
+                self.moments.add(obs)
+            prepare = self._prepares.get(group)
+            return obs if prepare is None else prepare(obs)
+
+        return transform
 
     def pid(self) -> int:
         """This worker's process id (tests kill it)."""
@@ -211,8 +221,9 @@ class RolloutActor:
         """Build the policy copies; when they prepare observations, reset again so that the first
         observations are prepared too (the same seed gives the same observations)."""
         self.policies = {group: factory(self.index) for group, factory in factories.items()}
-        self._prepare = getattr(next(iter(self.policies.values())), "prepare", None)
-        if self._prepare is not None:
+        self._prepares = {group: getattr(policy, "prepare", None) for group, policy in self.policies.items()}
+        self._prepares[None] = self._prepares[next(iter(self.policies))]
+        if any(prepare is not None for prepare in self._prepares.values()):
             if self.moments is not None:
                 self.moments.take()
             self.source.reset(seed=self.seed)
@@ -224,8 +235,11 @@ class RolloutActor:
                 policy.set_weights(weights[group])
             self.version = version
         trajectories = self.source.sample(self.policies, num_steps, policy_version=self.version)
+        take_team_returns = getattr(self.source, "take_team_returns", None)  # multi-agent sources
         return {
             "trajectories": trajectories,
+            "team_returns": None if take_team_returns is None else take_team_returns(),
+            "num_envs": int(self.source.num_envs),
             "version": self.version,
             "env_time": float(self.source.env_time),
             "inference_time": float(self.source.inference_time),
@@ -323,6 +337,9 @@ class RaySource:
         self._weights_version = -1
         self._consecutive_failures = 0
         self._episode_envs: list[Any] = []
+        self._team_returns: list[float] = []
+        self._group_returns: dict[str, list[float]] = {}
+        self.last_num_envs = self.num_envs
         self._reset_seed: int | None = seed
         if spaces is None and make_env is not None:
             probe = make_env(None)
@@ -383,6 +400,8 @@ class RaySource:
                 ) from None
             except Exception as error:  # noqa: BLE001 - reported whole below
                 raise RolloutWorkersFailed(f"Ray rollout worker {worker.index} could not build or reset its envs: {_short(error)}") from None
+        if isinstance(observations[0], dict):  # multi-agent: per group
+            return {group: np.concatenate([obs[group] for obs in observations]) for group in observations[0]}  # type: ignore[return-value]
         return np.concatenate(observations)
 
     def _send_policies(self, policies: Mapping[str, Policy]) -> None:
@@ -514,6 +533,15 @@ class RaySource:
         self.stats.answers += len(answers)
         answers.sort(key=lambda a: int(a["index"]))
         self._fold_moments(answers)
+        #: Env copies in the last round's answers (env steps of a round: ``num_steps`` times this).
+        self.last_num_envs = sum(int(a["num_envs"]) for a in answers)
+        for answer in answers:
+            if answer["team_returns"] is not None:
+                self._team_returns.extend(np.asarray(answer["team_returns"]).tolist())
+            for group, trajectory in answer["trajectories"].items():
+                kept = self._group_returns.setdefault(group, [])
+                kept.extend(trajectory.episode_returns.tolist())
+                del kept[:-20]
         return _merge([a["trajectories"] for a in answers], min(int(a["version"]) for a in answers))
 
     def _launch(self, num_steps: int, skip: set[int] | frozenset[int] = frozenset()) -> None:
@@ -534,6 +562,16 @@ class RaySource:
             if moments is not None:
                 count, mean, var = moments
                 self.obs_stats.update_moments(mean.reshape(self.obs_stats.mean.shape), var.reshape(self.obs_stats.var.shape), count)
+
+    def take_team_returns(self) -> np.ndarray:
+        """Multi-agent: team returns of the copy episodes finished since the last call (every worker's)."""
+        out = np.asarray(self._team_returns, dtype=np.float64)
+        self._team_returns.clear()
+        return out
+
+    def agent_metrics(self) -> dict[str, float]:
+        """Multi-agent: ``charts/<group>/episode_return`` over each group's last 20 agent-episodes."""
+        return {f"charts/{group}/episode_return": float(np.mean(kept)) for group, kept in self._group_returns.items() if kept}
 
     def source_metrics(self) -> dict[str, float]:
         """``ray/*`` counters for the metric log."""
@@ -654,7 +692,7 @@ def worker_source(
     env_id: str,
     env_args: dict[str, Any],
     vectorization: str,
-    transform: Callable[[np.ndarray, bool], np.ndarray] | None,
+    transform_for: Callable[[str | None], Transform],
 ) -> Any:
     """A worker's local source: ``num_envs`` copies of ``env_recipe()`` (built inside the worker)."""
     from daedalus.envs.vector import make_vec_env
@@ -662,7 +700,40 @@ def worker_source(
     from daedalus.rollout.worker import SerialWorker
 
     make_env = env_recipe()
-    return LocalSource(SerialWorker(make_vec_env(make_env, num_envs, env_id, env_args, vectorization, None)), make_env, transform)
+    return LocalSource(SerialWorker(make_vec_env(make_env, num_envs, env_id, env_args, vectorization, None)), make_env, transform_for(None))
+
+
+def multi_agent_worker_source(
+    env_recipe: Callable[[], Callable[[int | None], Any]],
+    num_envs: int,
+    groups: dict[str, list[str]],
+    one_hot: list[str],
+    critics: dict[str, str] | None,
+    transform_for: Callable[[str | None], Transform],
+) -> Any:
+    """A worker's multi-agent source: ``num_envs`` PettingZoo copies, agents in ``groups``."""
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv
+    from daedalus.rollout.multiagent import MultiAgentSource, critic_groups
+
+    centralized, state = critic_groups(critics)
+    envs = NamedMultiAgentVecEnv(env_recipe(), num_envs, groups, seed=None, one_hot_agent_id=one_hot, centralized_critic=centralized, state_critic=state)
+    return MultiAgentSource(envs, {group: transform_for(group) for group in groups})
+
+
+def ray_multi_agent_source(context: Any, groups: Mapping[str, list[str]], one_hot: Any, critics: Mapping[str, str] | None) -> RaySource:
+    """The Ray source of a multi-agent run: every worker owns ``envs_per_worker`` PettingZoo copies."""
+    from functools import partial
+
+    options: RayOptions = context.ray or RayOptions()
+    if context.env_recipe is None:
+        raise DaedalusError("rollout.backend: ray needs a run (daedalus train or daedalus.train()): remote workers rebuild the envs from the profile.")
+    envs_per_worker = options.workers_envs(context.num_envs)
+    build_args = (context.env_recipe, envs_per_worker, {k: list(v) for k, v in groups.items()}, list(one_hot), dict(critics) if critics else None)
+
+    def build(first_copy: int) -> Callable[[Any], Any]:
+        return partial(multi_agent_worker_source, *build_args)
+
+    return RaySource(build, envs_per_worker, options, None, context.seed, spaces=(None, None))
 
 
 def ray_source(context: Any, obs_transform: Callable[[np.ndarray, bool], np.ndarray] | None = None, obs_stats: Any = None) -> RaySource:
