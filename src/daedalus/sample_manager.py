@@ -659,7 +659,7 @@ class SampleManager:
         self.buffer: FifoBuffer | None = None
         self.aggregator: SmoothingAggregator | None = None
         self._source: Any = None
-        self._started_ray = False
+        self._connection: Any = None  # the Ray connection (a local Ray is stopped by close())
         self._ray_options: dict[str, Any] = dict(
             address=ray_address, envs_per_worker=envs_per_worker, min_returns=remote_min_returns,
             timeout_s=remote_time_out, cpus_per_worker=cpus_per_worker,
@@ -700,27 +700,12 @@ class SampleManager:
         return self._source
 
     def _join_ray(self) -> None:
-        """Join ``ray_address`` / ``RAY_ADDRESS`` / this process's Ray, else start a local Ray that :meth:`close` stops.
+        """Join ``ray_address`` / ``RAY_ADDRESS`` / this process's Ray, else start a local Ray that :meth:`close` stops
+        (:func:`daedalus.rollout.ray_source.connect`)."""
+        from daedalus.rollout.ray_source import connect
 
-        A new local Ray is started with ``address="local"``: a bare ``ray.init()`` would join any
-        cluster another program left registered on this machine.
-        """
-        import os
-
-        from daedalus.rollout.ray_source import connect, import_ray
-
-        ray = import_ray()
-        if ray.is_initialized():
-            return
-        address = self._ray_options["address"] or os.environ.get("RAY_ADDRESS")
-        if address:
-            connect(address)
-            return
-        ray.init(
-            address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 * 2**20,
-            logging_level="ERROR", log_to_driver=False,
-        )
-        self._started_ray = True
+        if self._connection is None:
+            self._connection = connect(self._ray_options["address"])
 
     @property
     def num_envs(self) -> int:
@@ -959,11 +944,11 @@ class SampleManager:
         if self._source is not None:
             self._source.close()
             self._source = None
-        if self._started_ray:
-            import ray
+        if self._connection is not None:
+            from daedalus.rollout.ray_source import disconnect
 
-            ray.shutdown()
-            self._started_ray = False
+            disconnect(self._connection)
+            self._connection = None
 
     def __enter__(self) -> SampleManager:
         return self
