@@ -26,6 +26,7 @@ import torch
 from daedalus.agents.base import TensorAgent
 from daedalus.algos.common import TrainingSchedule, restore_torch_threads, set_torch_threads
 from daedalus.buffers.rollout import RolloutStorage
+from daedalus.errors import ProfileError
 from daedalus.returns import agent_gae
 from daedalus.types import TrainContext
 
@@ -175,6 +176,11 @@ def train_policy_set(
     """
     from daedalus.rollout.multiagent import multi_agent_source
 
+    if getattr(context, "backend", "local") == "ray" and any(getattr(getattr(p, "config", None), "normalize_obs", False) for p in agent.policies.values()):
+        raise ProfileError(
+            "normalize_obs on a multi-agent run with rollout.backend: ray is not supported yet (the workers do not send "
+            "their observation statistics per group). Use rollout.backend: local or subprocess, or normalize_obs: false."
+        )
     previous_threads = set_torch_threads(config.torch_threads)
     source = multi_agent_source(context, agent.groups, {name: p.preprocess for name, p in agent.policies.items()}, agent.one_hot, agent.critics)
     try:

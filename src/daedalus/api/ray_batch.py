@@ -30,6 +30,10 @@ is reported ``failed`` with both reasons. A profile that fails on its own (train
 a profile the node cannot load) is not retried: it fails as in a local batch. The temporary
 folder of a killed attempt is removed by the next attempt of that profile when it lands on
 the same node; on another node it stays in the system temp folder (``daedalus-ray-<batch>-*``).
+
+**Reused by** ``daedalus tune --backend ray`` (:mod:`daedalus.api.tune`): :func:`connect`,
+:func:`task_payload`, :class:`TaskPool` (the retry), :func:`run_on_node` (the task's frame),
+:func:`pack_run`, :func:`bring_back` and :func:`clean_nodes`.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ import stat
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daedalus.api.resolve import ResolvedProfile, code_references, load
 from daedalus.api.session import RunResult, text_digest
+from daedalus.config import Profile
 from daedalus.errors import DaedalusError, MissingDependencyError
 from daedalus.registry import is_ref
 from daedalus.runs.io import atomic_write_text, read_json
@@ -92,8 +98,8 @@ def ray_batch(
     ray = import_ray()
     if not resolved:
         return []
-    payloads = [_payload(Path(path), item, index, overrides, batch_id) for index, item in enumerate(resolved)]
-    owned = _connect(ray, address)
+    payloads = [task_payload(Path(path), item, index, overrides, batch_id) for index, item in enumerate(resolved)]
+    owned = connect(ray, address)
     try:
         return _run_tasks(ray, payloads, resolved, Path(runs_dir), cpus_per_run, dict(resources or {}))
     finally:
@@ -104,7 +110,7 @@ def ray_batch(
 # --------------------------------------------------------------------------- driver
 
 
-def _connect(ray: Any, address: str | None) -> bool:
+def connect(ray: Any, address: str | None) -> bool:
     """Join or start Ray; True when this call initialized it (so it is shut down at the end)."""
     if ray.is_initialized():
         return False
@@ -117,15 +123,18 @@ def _connect(ray: Any, address: str | None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise DaedalusError(
-            f"cannot start or join {where}: {_first_line(exc)}. On the head node run "
+            f"cannot start or join {where}: {first_line(exc)}. On the head node run "
             "'ray start --head --port=6379' and pass --address HOST:6379 (or leave --address out "
             "to start Ray on this machine)."
         ) from None
     return True
 
 
-def _payload(path: Path, item: ResolvedProfile, index: int, overrides: Sequence[str], batch_id: str) -> dict[str, Any]:
-    """What a task needs to rebuild and train one profile on any node (plain, picklable data)."""
+def task_payload(path: Path, item: ResolvedProfile, index: int, overrides: Sequence[str], batch_id: str) -> dict[str, Any]:
+    """What a task needs to rebuild and train one profile on any node (plain, picklable data).
+
+    :func:`run_on_node` rebuilds the profile from it; callers may add keys of their own.
+    """
     from daedalus.registry import find_project_file, read_project_modules
 
     profile = item.profile
@@ -166,53 +175,114 @@ def _run_tasks(
     cpus_per_run: float,
     resources: dict[str, float],
 ) -> list[RunResult]:
-    # max_calls=1: a fresh worker process per profile, as a local parallel batch has (sys.path,
-    # imported user files, torch threads and env vars never leak into the next profile).
-    remote = ray.remote(max_calls=1, max_retries=0)(_train_task)
-    options: dict[str, Any] = {"num_cpus": int(cpus_per_run) if float(cpus_per_run).is_integer() else cpus_per_run}
-    if resources:
-        options["resources"] = resources
+    pool = TaskPool(ray, _train_task, num_cpus=cpus_per_run, resources=resources, label=lambda i: resolved[i].profile.profile_id)
     results: dict[int, RunResult] = {}
-    deaths: dict[int, list[str]] = {}
-    pending: dict[Any, int] = {}
-
-    def submit(index: int) -> None:
-        payload = {**payloads[index], "attempt": len(deaths.get(index, [])) + 1}
-        pending[remote.options(**options).remote(payload)] = index
-
-    for index in range(len(payloads)):
-        submit(index)
+    for index, payload in enumerate(payloads):
+        pool.submit(index, payload)
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                index = pending.pop(ref)
-                profile = resolved[index].profile
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    reason = f"{type(exc).__name__}: {_first_line(exc)}"
-                    deaths.setdefault(index, []).append(reason)
-                    if len(deaths[index]) < _ATTEMPTS:
-                        print(f"{profile.profile_id}: the Ray task died ({reason}); retrying once", file=sys.stderr, flush=True)
-                        submit(index)
-                        continue
-                    message = "the Ray task died twice: " + "; then ".join(deaths[index])
-                    results[index] = _no_run(resolved[index], "failed", message)
+        while pool.pending:
+            for done in pool.wait():
+                index = done.key
+                if done.outcome is None:
+                    results[index] = no_run(resolved[index].profile, "failed", done.error)
                 else:
-                    results[index] = _bring_back(outcome, resolved[index], runs_dir, deaths.get(index, []))
+                    results[index] = bring_back(done.outcome, resolved[index].profile, runs_dir, done.deaths)
                 _report(results[index])
     except KeyboardInterrupt:
-        for ref, index in pending.items():
-            ray.cancel(ref, force=False)
-            results[index] = _no_run(resolved[index], "interrupted", "cancelled (Ctrl-C) before its run folder came back")
-    if deaths:
-        _clean_nodes(ray, f"{TEMP_PREFIX}{payloads[0]['batch_id']}-")
-    return [results.get(i) or _no_run(resolved[i], "interrupted", "not started") for i in range(len(payloads))]
+        for index in pool.cancel():
+            results[index] = no_run(resolved[index].profile, "interrupted", "cancelled (Ctrl-C) before its run folder came back")
+    if pool.deaths:
+        clean_nodes(ray, f"{TEMP_PREFIX}{payloads[0]['batch_id']}-")
+    return [results.get(i) or no_run(resolved[i].profile, "interrupted", "not started") for i in range(len(payloads))]
 
 
-def _clean_nodes(ray: Any, prefix: str) -> None:
-    """Remove the temporary folders that killed tasks of this batch left, on every live node."""
+@dataclass
+class TaskDone:
+    """A task of a :class:`TaskPool` that finished: its outcome, or None when its worker died twice."""
+
+    key: Any
+    outcome: dict[str, Any] | None
+    #: Why the earlier attempts died (empty when the first attempt returned).
+    deaths: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str:
+        """Why there is no outcome (both attempts died)."""
+        return "the Ray task died twice: " + "; then ".join(self.deaths)
+
+
+class TaskPool:
+    """Ray tasks, each under a key of the caller's, resubmitted once when their worker dies.
+
+    ``function`` runs with ``max_calls=1``: a fresh worker process per task, as a local
+    parallel batch has (sys.path, imported user files, torch threads and env vars never leak
+    into the next task), and ``max_retries=0``: the one retry is ours, so that it is counted,
+    printed and recorded. A task that dies (any ``ray.exceptions.RayError``) is submitted once
+    more with ``payload["attempt"] = 2``; ordinary failures are the task's own outcome.
+    """
+
+    def __init__(
+        self,
+        ray: Any,
+        function: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        num_cpus: float,
+        resources: Mapping[str, float] | None = None,
+        label: Callable[[Any], str] = str,
+    ) -> None:
+        self.ray = ray
+        self._remote = ray.remote(max_calls=1, max_retries=0)(function)
+        self._options: dict[str, Any] = {"num_cpus": int(num_cpus) if float(num_cpus).is_integer() else num_cpus}
+        if resources:
+            self._options["resources"] = dict(resources)
+        self._label = label
+        self._payloads: dict[Any, dict[str, Any]] = {}
+        #: Task reference -> key, for the tasks running or queued.
+        self.pending: dict[Any, Any] = {}
+        #: Key -> why its attempts died, for every task whose worker died at least once.
+        self.deaths: dict[Any, list[str]] = {}
+
+    def submit(self, key: Hashable, payload: dict[str, Any]) -> None:
+        """Start the task ``key`` with ``payload`` (its first attempt)."""
+        self._payloads[key] = payload
+        self._send(key)
+
+    def _send(self, key: Any) -> None:
+        payload = {**self._payloads[key], "attempt": len(self.deaths.get(key, [])) + 1}
+        self.pending[self._remote.options(**self._options).remote(payload)] = key
+
+    def wait(self, timeout: float = 1.0) -> list[TaskDone]:
+        """The tasks that finished within ``timeout`` seconds (a died first attempt is resubmitted instead)."""
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=timeout)
+        finished = []
+        for ref in ready:
+            key = self.pending.pop(ref)
+            try:
+                outcome = self.ray.get(ref)
+            except self.ray.exceptions.RayError as exc:
+                reason = f"{type(exc).__name__}: {first_line(exc)}"
+                deaths = self.deaths.setdefault(key, [])
+                deaths.append(reason)
+                if len(deaths) < _ATTEMPTS:
+                    print(f"{self._label(key)}: the Ray task died ({reason}); retrying once", file=sys.stderr, flush=True)
+                    self._send(key)
+                    continue
+                outcome = None
+            finished.append(TaskDone(key, outcome, list(self.deaths.get(key, []))))
+        return finished
+
+    def cancel(self) -> list[Any]:
+        """Cancel every pending task (Ctrl-C); returns their keys."""
+        keys = []
+        for ref, key in self.pending.items():
+            self.ray.cancel(ref, force=False)
+            keys.append(key)
+        self.pending.clear()
+        return keys
+
+
+def clean_nodes(ray: Any, prefix: str) -> None:
+    """Remove the temporary folders ``<prefix>*`` that killed tasks left, on every live node."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     clean = ray.remote(num_cpus=0, max_retries=0)(_remove_leftovers)
@@ -232,17 +302,20 @@ def _report(result: RunResult) -> None:
     print(line + (f" -- error: {result.error}" if result.error else ""), flush=True)
 
 
-def _no_run(item: ResolvedProfile, status: str, message: str) -> RunResult:
+def no_run(profile: Profile, status: str, message: str) -> RunResult:
     """The result of a profile that has no run folder (as the local parallel batch reports it)."""
-    profile = item.profile
     return RunResult("-", Path("-"), profile.profile_id, profile.agent_id, profile.env_id, status, error=message)
 
 
-def _bring_back(outcome: dict[str, Any], item: ResolvedProfile, runs_dir: Path, deaths: list[str]) -> RunResult:
-    """Unpack a task's run folder into ``runs_dir``, index it, and make its RunResult."""
+def bring_back(outcome: dict[str, Any], profile: Profile, runs_dir: Path, deaths: Sequence[str] = ()) -> RunResult:
+    """Unpack a task's run folder into ``runs_dir``, index it, and make its RunResult (for ``profile``).
+
+    ``outcome`` is what the task returned for the run (see :func:`_train_task`); ``deaths``
+    why earlier attempts of the task died (recorded in run.json's ``ray`` entry).
+    """
     archive = outcome.get("archive")
     if archive is None:
-        return _no_run(item, "failed", str(outcome.get("error") or "the task returned no run folder"))
+        return no_run(profile, "failed", str(outcome.get("error") or "the task returned no run folder"))
     try:
         dest = unpack_run(archive, str(outcome["run_id"]), runs_dir)
         folder = RunFolder(dest)
@@ -254,11 +327,11 @@ def _bring_back(outcome: dict[str, Any], item: ResolvedProfile, runs_dir: Path, 
             "attempt": len(deaths) + 1,
         }
         if deaths:
-            ray_info["retried_after"] = deaths
+            ray_info["retried_after"] = list(deaths)
         # The node's command line is a Ray worker's; the command that made the run is the driver's.
         data = folder.update(run_id=dest.name, path=str(dest.resolve()), command=sys.argv, ray=ray_info)
     except (OSError, tarfile.TarError, DaedalusError, ValueError) as exc:
-        return _no_run(item, "failed", f"the run finished on its node but could not be brought back: {_first_line(exc)}")
+        return no_run(profile, "failed", f"the run finished on its node but could not be brought back: {first_line(exc)}")
     error = data.get("error")
     try:
         artifacts = read_json(dest / "artifacts.json")
@@ -267,9 +340,9 @@ def _bring_back(outcome: dict[str, Any], item: ResolvedProfile, runs_dir: Path, 
     return RunResult(
         run_id=dest.name,
         path=runs_dir / dest.name,
-        profile_id=item.profile.profile_id,
-        agent_id=item.profile.agent_id,
-        env_id=item.profile.env_id,
+        profile_id=profile.profile_id,
+        agent_id=profile.agent_id,
+        env_id=profile.env_id,
         status=str(data.get("status") or "?"),
         steps=int(data.get("steps") or 0),
         duration_s=float(data.get("duration_s") or 0.0),
@@ -361,7 +434,8 @@ def _rebase(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, at most 300 characters."""
     text = str(exc).strip() or type(exc).__name__
     line = text.splitlines()[0]
     return line if len(line) <= 300 else line[:297] + "..."
@@ -377,10 +451,33 @@ def _train_task(payload: dict[str, Any]) -> dict[str, Any]:
     "src_dir", "profile_dir", "host", "node_id"}``. Ordinary failures are returned, never
     raised, so that only a dead worker makes the driver retry.
     """
+
+    def train(item: ResolvedProfile, runs_dir: Path, out: dict[str, Any]) -> None:
+        from daedalus.api.session import train_resolved
+
+        result = train_resolved(item, runs_dir=runs_dir, batch_id=payload["batch_id"])
+        out.update(run_id=result.run_id, status=result.status, error=result.error)
+        out["archive"] = pack_run(result.path)
+
+    return run_on_node(payload, f"{TEMP_PREFIX}{payload['batch_id']}-{payload['index']}-", train)
+
+
+def run_on_node(
+    payload: dict[str, Any], prefix: str, work: Callable[[ResolvedProfile, Path, dict[str, Any]], None]
+) -> dict[str, Any]:
+    """The frame of a task on its node: rebuild the profile of ``payload`` (:func:`task_payload`) and call ``work``.
+
+    Removes the leftovers ``<prefix>*`` of a killed earlier attempt, makes a temporary folder
+    ``<prefix>*``, sets the driver's ``DAEDALUS_*`` variables, recreates the profile file and
+    its user code there, imports the project's modules, loads the profile with the overrides,
+    then calls ``work(profile, runs_dir, out)``, which trains into ``runs_dir`` (inside the
+    temporary folder) and puts what the driver needs (packed run folders) into ``out``. The
+    temporary folder is removed before this returns ``out``. Any exception is the task's
+    outcome (``status: failed``, ``error``), never raised: only a dead worker is retried.
+    """
     import ray
 
-    prefix = f"{TEMP_PREFIX}{payload['batch_id']}-{payload['index']}-"
-    _remove_leftovers(prefix)  # an earlier attempt of this profile killed on this node
+    _remove_leftovers(prefix)  # an earlier attempt of this task killed on this node
     temp_dir = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
     out: dict[str, Any] = {
         "archive": None,
@@ -396,11 +493,7 @@ def _train_task(payload: dict[str, Any]) -> dict[str, Any]:
         profile_path = _write_sources(src_dir, payload)
         _load_project(payload, temp_dir)
         (item,) = load(profile_path, [payload["profile_id"]], payload["overrides"])
-        from daedalus.api.session import train_resolved
-
-        result = train_resolved(item, runs_dir=temp_dir / "runs", batch_id=payload["batch_id"])
-        out.update(run_id=result.run_id, status=result.status, error=result.error)
-        out["archive"] = pack_run(result.path)
+        work(item, temp_dir / "runs", out)
     except Exception as exc:  # everything a profile can do wrong is its result, never a retry
         message = str(exc) if isinstance(exc, DaedalusError) else f"{type(exc).__name__}: {exc}"
         out.update(status="failed", archive=None, error=message)

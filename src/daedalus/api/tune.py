@@ -17,6 +17,11 @@ Each run is an ordinary run in ``runs_dir`` with profile id ``<profile>-t<trial>
 ``tune-<study>``, so ``daedalus runs compare --batch tune-<study>`` lists one row per trial. At
 the end the best trial is written as a plain profile (no ``tune:``, seed = the trial's first
 seed) that ``daedalus train`` reproduces. Optuna is imported only here, only when called.
+
+With ``backend="ray"`` the driver keeps the study and asks Optuna for trials (ask/tell) while
+at most ``parallel_trials`` of them train as Ray tasks on any node of the cluster, each
+returning its run folders as archives (:mod:`daedalus.api.ray_batch`); a trial whose worker
+died is run once more, then failed. Nothing reports intermediate values, so nothing is pruned.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import math
 import os
 import signal
 import sys
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +48,7 @@ from daedalus.errors import DaedalusError, MissingDependencyError, ProfileError
 from daedalus.hooks import EvalEnd
 
 __all__ = [
+    "BACKENDS",
     "OBJECTIVES",
     "PRUNERS",
     "ReportToPruner",
@@ -57,6 +65,8 @@ __all__ = [
 PRUNERS = ("median", "halving", "none")
 #: ``--objective``: how a trial's per-seed values become its score.
 OBJECTIVES = ("mean", "iqm")
+#: ``--backend``: trials in this machine's processes, or as Ray tasks on a cluster.
+BACKENDS = ("local", "ray")
 #: Trial states as the table shows them.
 _STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
@@ -265,13 +275,18 @@ def tune(
     trials: int,
     seeds: int = 1,
     parallel: int = 1,
-    pruner: str = "median",
+    pruner: str | None = None,
     objective: str = "mean",
     study: str | None = None,
     storage: str | Path | None = None,
     output: str | Path | None = None,
     runs_dir: str | Path = DEFAULT_RUNS_DIR,
     overrides: Sequence[str] = (),
+    backend: str = "local",
+    address: str | None = None,
+    cpus_per_trial: float = 1,
+    parallel_trials: int | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> TuneResult:
     """Search the ``tune:`` space of a profile with Optuna; returns every trial and the best profile.
 
@@ -282,9 +297,23 @@ def tune(
     The study ``study`` (default: the profile id) is kept in the SQLite file ``storage``
     (default ``<runs_dir>/tune/<profile>.db``); the best trial is written as a profile to
     ``output`` (default ``<runs_dir>/tune/<study>-best.yaml``). Needs ``daedalus[tune]``.
+    ``pruner``: ``median`` (the default), ``halving`` or ``none``.
+
+    ``backend="ray"`` trains each trial as one Ray task asking for ``cpus_per_trial`` CPUs
+    (plus the custom Ray ``resources``, e.g. ``{"gpu_node": 1}``) on the cluster at
+    ``address`` (or ``$RAY_ADDRESS``, or one already initialized in this process, or a local
+    Ray); at most ``parallel_trials`` at once (default: as many as the cluster has room for).
+    Its run folders come back into ``runs_dir``. Nothing is pruned (``pruner`` must be left
+    out or ``"none"``), and ``parallel`` is for the local backend. Needs ``daedalus[ray]`` too.
     """
     optuna = _import_optuna()
     _check_arguments(trials, seeds, parallel, pruner, objective)
+    _check_backend(backend, parallel, pruner, address, cpus_per_trial, parallel_trials, resources)
+    if backend == "ray":
+        from daedalus.api.ray_batch import import_ray
+
+        import_ray()  # before any profile is loaded: a missing Ray is one clear message
+    pruner = pruner or ("none" if backend == "ray" else "median")
     found = load(path, [profile_id] if profile_id else None, overrides)
     if len(found) != 1:
         ids = ", ".join(r.profile.profile_id for r in found)
@@ -321,12 +350,19 @@ def tune(
     workers = min(parallel, job.to_run)
     interrupted = False
     problems: list[str] = []
-    if job.to_run:
+
+    def announce(how: str) -> None:
         print(
             f"study '{study_name}' in {storage_path}: {finished} finished trial(s); running {job.to_run} more "
-            f"({len(seed_list)} seed(s) each, {workers} at a time); runs in {runs_dir}, batch {job.batch_id}",
+            f"({len(seed_list)} seed(s) each, {how}); runs in {runs_dir}, batch {job.batch_id}",
             flush=True,
         )
+
+    if job.to_run and backend == "ray":
+        ray_options = _RayOptions(Path(path), resolved, tuple(overrides), address, cpus_per_trial, parallel_trials, dict(resources or {}))
+        interrupted = _tune_on_ray(job, ray_options, announce)
+    elif job.to_run:
+        announce(f"{workers} at a time")
         try:
             if workers <= 1:
                 _work(job, 0, _Counter())
@@ -490,18 +526,22 @@ def _work(job: _Job, worker: int, counter: Any) -> None:
     """Run trials of the study one at a time while the shared counter has some left."""
     optuna = _import_optuna()
     with _quiet_optuna(optuna):
-        storage = _storage(optuna, job.storage_url)
-        started = len(optuna.load_study(study_name=job.study_name, storage=storage).get_trials(deepcopy=False))
-        sampler_options: dict[str, Any] = {"seed": (job.seeds[0] * 1_000_003 + started * 1_009 + worker) % 2**32}
-        if not isinstance(counter, _Counter):
-            sampler_options["constant_liar"] = True  # parallel workers: don't all draw next to the same running trial
-        study = optuna.load_study(
-            study_name=job.study_name, storage=storage,
-            sampler=optuna.samplers.TPESampler(**sampler_options), pruner=_pruner(optuna, job.pruner),
-        )
+        study = _load_study(optuna, job, _storage(optuna, job.storage_url), worker, not isinstance(counter, _Counter))
         objective = _Objective(job, optuna)
         while _claim(job, counter):
             study.optimize(objective, n_trials=1, catch=(_TrialFailed,), callbacks=[_print_trial])
+
+
+def _load_study(optuna: Any, job: _Job, storage: Any, worker: int, concurrent: bool) -> Any:
+    """The study with this worker's seeded TPE sampler (and *constant liar* when trials run ``concurrent``ly)."""
+    started = len(optuna.load_study(study_name=job.study_name, storage=storage).get_trials(deepcopy=False))
+    sampler_options: dict[str, Any] = {"seed": (job.seeds[0] * 1_000_003 + started * 1_009 + worker) % 2**32}
+    if concurrent:
+        sampler_options["constant_liar"] = True  # don't all draw next to the same running trial
+    return optuna.load_study(
+        study_name=job.study_name, storage=storage,
+        sampler=optuna.samplers.TPESampler(**sampler_options), pruner=_pruner(optuna, job.pruner),
+    )
 
 
 class _Objective:
@@ -524,7 +564,7 @@ class _Objective:
             try:
                 resolved = validate(trial_profile(job.profile, values, profile_id, seed))
             except ProfileError as exc:
-                raise self._fail(trial, f"the values drawn do not make a valid profile: {exc}") from None
+                raise _fail(trial, f"the values drawn do not make a valid profile: {exc}") from None
             hook.seed = seed
             result = train_resolved(resolved, runs_dir=job.runs_dir, batch_id=job.batch_id, callbacks=[hook])
             run_ids.append(result.run_id)
@@ -533,22 +573,32 @@ class _Objective:
                 trial.set_user_attr("note", f"interrupted (Ctrl-C or SIGTERM) in run {result.run_id}")
                 trial.set_user_attr("interrupted", True)
                 raise KeyboardInterrupt
-            if result.status != "completed":
-                raise self._fail(trial, f"run {result.run_id} {result.status}: {result.error}")
+            _check_completed(trial, result)
             if hook.reason is not None:
                 trial.set_user_attr("note", hook.reason)
                 raise self.optuna.TrialPruned(hook.reason)
-            value = run_value(result)
-            if value is None or not math.isfinite(value):
-                raise self._fail(trial, f"run {result.run_id} recorded no evaluation to score (set config.final_eval_episodes)")
-            seed_values.append(value)
-            trial.set_user_attr("seed_values", seed_values)
+            _add_value(trial, result, seed_values)
         return aggregate(seed_values, job.objective)
 
-    @staticmethod
-    def _fail(trial: Any, reason: str) -> _TrialFailed:
-        trial.set_user_attr("note", reason)
-        return _TrialFailed(reason)
+
+def _fail(trial: Any, reason: str) -> _TrialFailed:
+    """Record why the trial failed; the exception to raise."""
+    trial.set_user_attr("note", reason)
+    return _TrialFailed(reason)
+
+
+def _check_completed(trial: Any, result: RunResult) -> None:
+    if result.status != "completed":
+        raise _fail(trial, f"run {result.run_id} {result.status}: {result.error}")
+
+
+def _add_value(trial: Any, result: RunResult, seed_values: list[float]) -> None:
+    """Add the value of a completed run to the trial's (a _TrialFailed when it has none)."""
+    value = run_value(result)
+    if value is None or not math.isfinite(value):
+        raise _fail(trial, f"run {result.run_id} recorded no evaluation to score (set config.final_eval_episodes)")
+    seed_values.append(value)
+    trial.set_user_attr("seed_values", seed_values)
 
 
 def _print_trial(study: Any, frozen: Any) -> None:
@@ -559,6 +609,195 @@ def _print_trial(study: Any, frozen: Any) -> None:
     else:
         outcome = summary.note or "no reason recorded"
     print(f"trial {summary.number} {summary.state}: {outcome}; {values}", flush=True)
+
+
+# --------------------------------------------------------------------------- on Ray
+
+
+@dataclass
+class _RayOptions:
+    """Where and how ``backend="ray"`` runs its trials."""
+
+    path: Path
+    resolved: ResolvedProfile
+    overrides: tuple[str, ...]
+    address: str | None
+    cpus_per_trial: float
+    parallel_trials: int | None
+    resources: dict[str, float]
+
+
+def _check_backend(
+    backend: str, parallel: int, pruner: str | None, address: str | None, cpus_per_trial: float,
+    parallel_trials: int | None, resources: Mapping[str, float] | None,
+) -> None:
+    if backend not in BACKENDS:
+        raise DaedalusError(f"unknown tune backend '{backend}'. Use one of: {', '.join(BACKENDS)}.")
+    if backend == "local":
+        if address is not None:
+            raise DaedalusError("--address is for --backend ray. Add --backend ray to run the trials on that Ray cluster.")
+        if parallel_trials is not None:
+            raise DaedalusError("--parallel-trials is for --backend ray. Locally, --parallel N runs N trials at once.")
+        if cpus_per_trial != 1 or resources:
+            raise DaedalusError("--cpus-per-trial (and Ray resources) are for --backend ray. Add --backend ray, or leave them out.")
+        return
+    if parallel != 1:
+        raise DaedalusError(
+            "--parallel is for --backend local (worker processes on this machine). With --backend ray every "
+            "trial is a Ray task: --parallel-trials K runs K at once (default: as many as the cluster has CPUs for)."
+        )
+    if pruner not in (None, "none"):
+        raise DaedalusError(
+            f"--pruner {pruner} is not available with --backend ray: a trial's periodic evaluations stay on its "
+            "node, so nothing can stop it early. Leave --pruner out (or pass --pruner none), or tune with "
+            "--backend local to prune."
+        )
+    if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, int | float) or not cpus_per_trial > 0:
+        raise DaedalusError(f"--cpus-per-trial must be a number > 0, got {cpus_per_trial!r}.")
+    if parallel_trials is not None and (isinstance(parallel_trials, bool) or not isinstance(parallel_trials, int) or parallel_trials < 1):
+        raise DaedalusError(f"--parallel-trials must be an integer >= 1, got {parallel_trials!r}.")
+
+
+def _tune_on_ray(job: _Job, options: _RayOptions, announce: Any) -> bool:
+    """Run ``job.to_run`` trials as Ray tasks, at most ``parallel_trials`` at once; True when interrupted.
+
+    The driver holds the study: ``study.ask()`` draws a trial when a slot is free, the trial's
+    values are checked here (an invalid draw fails without a task), its task trains the
+    trial's seeds on a node and returns their run folders, which are unpacked into the runs
+    folder; ``study.tell()`` records the score exactly as the local objective computes it.
+    """
+    from daedalus.api import ray_batch
+
+    optuna = _import_optuna()
+    ray = ray_batch.import_ray()
+    owned = ray_batch.connect(ray, options.address)
+    try:
+        width = min(options.parallel_trials or _room(ray, options.cpus_per_trial, options.resources), job.to_run)
+        announce(f"{width} at a time as Ray tasks of {options.cpus_per_trial:g} CPU(s)")
+        return _ray_trials(optuna, ray, ray_batch, job, options, width)
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _room(ray: Any, cpus_per_trial: float, resources: Mapping[str, float]) -> int:
+    """How many trial tasks the cluster holds at once: its CPUs (and custom resources) over each task's ask."""
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 0.0) / cpus_per_trial]
+    fits += [total.get(name, 0.0) / amount for name, amount in resources.items() if amount > 0]
+    return max(1, int(min(fits) + 1e-9))
+
+
+def _ray_trials(optuna: Any, ray: Any, ray_batch: Any, job: _Job, options: _RayOptions, width: int) -> bool:
+    import warnings
+
+    space = job.profile.search_space()
+    # A fresh prefix per call: the node temp folders of this call's tasks (study names may hold any character).
+    prefix = f"{ray_batch.TEMP_PREFIX}tune-{uuid.uuid4().hex[:8]}-"
+    base = ray_batch.task_payload(options.path, options.resolved, 0, options.overrides, job.batch_id)
+    pool = ray_batch.TaskPool(ray, _trial_task, num_cpus=options.cpus_per_trial, resources=options.resources, label=lambda n: f"trial {n}")
+    running: dict[int, Any] = {}
+    launched = 0
+    interrupted = False
+    beat = time.monotonic()
+    with _quiet_optuna(optuna), warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for optimize(); this loop records them itself.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+        storage = _storage(optuna, job.storage_url)
+        study = _load_study(optuna, job, storage, 0, width > 1)
+        optuna.storages.fail_stale_trials(study)  # as a local worker does before each trial
+        try:
+            while launched < job.to_run or pool.pending:
+                while launched < job.to_run and len(pool.pending) < width:
+                    launched += 1
+                    trial = study.ask()
+                    running[trial.number] = trial
+                    storage.record_heartbeat(trial._trial_id)  # Optuna's own optimize() uses this id too
+                    values = suggest(trial, space)
+                    trial.set_user_attr("values", values)
+                    try:
+                        validate(trial_profile(job.profile, values, f"{job.profile.profile_id}-t{trial.number}", job.seeds[0]))
+                    except ProfileError as exc:
+                        _fail(trial, f"the values drawn do not make a valid profile: {exc}")
+                        _print_trial(study, study.tell(running.pop(trial.number), state=optuna.trial.TrialState.FAIL))
+                        continue
+                    pool.submit(trial.number, {
+                        **base, "index": trial.number, "temp_prefix": f"{prefix}{trial.number}-",
+                        "values": values, "trial_profile_id": f"{job.profile.profile_id}-t{trial.number}", "seeds": job.seeds,
+                    })
+                for done in pool.wait(timeout=1.0):
+                    trial = running.pop(int(done.key))
+                    try:
+                        value = _ray_trial_value(trial, done, job, ray_batch)
+                    except _TrialFailed:
+                        frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    else:
+                        frozen = study.tell(trial, value)
+                    _print_trial(study, frozen)
+                if time.monotonic() - beat > (storage.get_heartbeat_interval() or 30):
+                    # Ask/tell has no heartbeat thread: beat for the running trials, so that a killed
+                    # driver's trials are failed later as a killed local worker's are.
+                    beat = time.monotonic()
+                    for trial in running.values():
+                        storage.record_heartbeat(trial._trial_id)
+        except KeyboardInterrupt:
+            interrupted = True
+            pool.cancel()
+            for trial in running.values():  # submitted, or drawn and not yet submitted
+                trial.set_user_attr("note", "interrupted (Ctrl-C or SIGTERM) before its run folders came back")
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if pool.deaths:
+        ray_batch.clean_nodes(ray, prefix)
+    return interrupted
+
+
+def _ray_trial_value(trial: Any, done: Any, job: _Job, ray_batch: Any) -> float:
+    """Bring a trial task's run folders back and score them as :class:`_Objective` does."""
+    if done.outcome is None:
+        raise _fail(trial, done.error)
+    outcome = done.outcome
+    ids = trial_profile(job.profile, {}, f"{job.profile.profile_id}-t{trial.number}", None)  # the runs' profile id
+    results = []
+    for entry in outcome.get("runs") or []:
+        if entry.get("archive") is None:
+            break
+        results.append(ray_batch.bring_back({**outcome, **entry}, ids, job.runs_dir, done.deaths))
+    run_ids = [r.run_id for r in results if r.run_id != "-"]
+    trial.set_user_attr("run_ids", run_ids)
+    seed_values: list[float] = []
+    for result in results:
+        if result.run_id == "-":  # trained, but its folder could not be unpacked
+            raise _fail(trial, str(result.error))
+        _check_completed(trial, result)
+        _add_value(trial, result, seed_values)
+    if len(seed_values) < len(job.seeds):
+        raise _fail(trial, f"its Ray task failed: {outcome.get('error') or 'it returned no run folder'}")
+    return aggregate(seed_values, job.objective)
+
+
+def _trial_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """One trial on a Ray node: its seeds' runs, in order, each packed as an archive.
+
+    Stops at the first run that does not complete, as the local objective does. Returns
+    :func:`daedalus.api.ray_batch.run_on_node`'s outcome with ``runs``: one
+    ``{"run_id", "status", "error", "archive"}`` per run trained.
+    """
+    from daedalus.api.ray_batch import pack_run, run_on_node
+
+    def train(item: ResolvedProfile, runs_dir: Path, out: dict[str, Any]) -> None:
+        runs: list[dict[str, Any]] = []
+        out["runs"] = runs
+        for seed in payload["seeds"]:
+            resolved = validate(trial_profile(item.profile, payload["values"], payload["trial_profile_id"], seed))
+            result = train_resolved(resolved, runs_dir=runs_dir, batch_id=payload["batch_id"])
+            entry: dict[str, Any] = {"run_id": result.run_id, "status": result.status, "error": result.error}
+            runs.append(entry)
+            entry["archive"] = pack_run(result.path)
+            if result.status != "completed":
+                break
+
+    return run_on_node(payload, payload["temp_prefix"], train)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -572,11 +811,11 @@ def _import_optuna() -> Any:
     return optuna
 
 
-def _check_arguments(trials: int, seeds: int, parallel: int, pruner: str, objective: str) -> None:
+def _check_arguments(trials: int, seeds: int, parallel: int, pruner: str | None, objective: str) -> None:
     for name, value in (("trials", trials), ("seeds", seeds), ("parallel", parallel)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DaedalusError(f"--{name} must be an integer >= 1, got {value!r}.")
-    if pruner not in PRUNERS:
+    if pruner is not None and pruner not in PRUNERS:
         raise DaedalusError(f"unknown pruner '{pruner}'. Use one of: {', '.join(PRUNERS)}.")
     if objective not in OBJECTIVES:
         raise DaedalusError(f"unknown objective '{objective}'. Use one of: {', '.join(OBJECTIVES)}.")
