@@ -185,9 +185,7 @@ class RolloutActor:
     """
 
     def __init__(self, build_source: Callable[[Callable[[str | None], Transform]], Any], index: int, track_moments: bool = False) -> None:
-        import torch
-
-        torch.set_num_threads(1)
+        _one_torch_thread()
         self.index = index
         self.policies: dict[str, Policy] = {}
         self.version = -1
@@ -221,6 +219,7 @@ class RolloutActor:
         """Build the policy copies; when they prepare observations, reset again so that the first
         observations are prepared too (the same seed gives the same observations)."""
         self.policies = {group: factory(self.index) for group, factory in factories.items()}
+        _one_torch_thread()  # the copies may have brought torch in
         self._prepares = {group: getattr(policy, "prepare", None) for group, policy in self.policies.items()}
         self._prepares[None] = self._prepares[next(iter(self.policies))]
         if any(prepare is not None for prepare in self._prepares.values()):
@@ -250,6 +249,16 @@ class RolloutActor:
     def close(self) -> None:
         """Close the env copies."""
         self.source.close()
+
+
+def _one_torch_thread() -> None:
+    """One torch thread per worker (several workers share the cores), if torch is loaded at all:
+    a worker whose envs and policies are NumPy never pays torch's import (~1 s)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 # --------------------------------------------------------------------------- the driver side
