@@ -58,3 +58,16 @@ def ray_cluster() -> object:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cartpole_expert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO expert on CartPole-v1 (examples/cartpole.yaml, seed 0; its greedy return is 500), trained
+    once per session; returns the run folder. Tests make their own demonstrations from it."""
+    import daedalus
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "cartpole.yaml"
+    runs = tmp_path_factory.mktemp("expert-runs")
+    run = daedalus.train(example, runs_dir=runs, overrides=["config.eval_every_steps=0", "config.final_eval_episodes=20"])
+    assert run.status == "completed" and run.final_return is not None and run.final_return >= 475, run
+    return Path(run.path)

@@ -39,6 +39,10 @@ BUILTIN_AGENTS: dict[str, tuple[str, str]] = {
     "dqn": ("daedalus.algos.dqn:AGENT_SPEC", "Deep Q-Network (optionally Double DQN, n-step), MLP Q-network, replay buffer"),
     "sac": ("daedalus.algos.sac:AGENT_SPEC", "Soft Actor-Critic: twin Q, automatic entropy tuning, squashed Gaussian policy"),
     "td3": ("daedalus.algos.td3:AGENT_SPEC", "Twin Delayed DDPG: twin Q, target policy smoothing, delayed actor"),
+    "bc": ("daedalus.algos.bc:AGENT_SPEC", "Behaviour cloning from demonstrations (log-likelihood, entropy and L2 terms)"),
+    "dagger": ("daedalus.algos.dagger:AGENT_SPEC", "DAgger: behaviour cloning on states the learner visits, labelled by an expert run"),
+    "gail": ("daedalus.algos.gail:AGENT_SPEC", "GAIL: a discriminator on (s, a) gives the reward of a PPO generator"),
+    "airl": ("daedalus.algos.airl:AGENT_SPEC", "AIRL: a shaped reward g(s) + potential h gives the reward of a PPO generator"),
 }
 
 #: Turns a stepwise class (Gym Loop's act/memorize/update) into an AgentSpec, for references.
@@ -46,6 +50,13 @@ BUILTIN_AGENTS: dict[str, tuple[str, str]] = {
 #: sits below the agents it finds (see the import-linter layers in pyproject.toml), so it reaches
 #: them by name only, never with an import statement, and importing it stays cheap.
 STEPWISE_ADAPTER = "daedalus.agents.stepwise:step_agent_spec"
+
+#: Stable-Baselines3 algorithms named by class: ``sb3:PPO``, ``sb3_contrib:TQC`` (prefix -> package).
+#: These are ids, not references: the package is imported by its fixed name and the class is
+#: looked up among its exported algorithms, never imported by a name from the profile.
+SB3_PREFIXES: dict[str, str] = {"sb3": "stable_baselines3", "sb3_contrib": "sb3_contrib"}
+#: Builds the AgentSpec of an SB3 algorithm; named by string like STEPWISE_ADAPTER.
+SB3_ADAPTER = "daedalus.agents.sb3:sb3_agent_spec"
 
 #: Entry-point group: installed packages list modules that call ``register_*`` on import.
 PLUGIN_GROUP = "daedalus.plugins"
@@ -205,8 +216,14 @@ def _is_stdlib(module_part: str) -> bool:
 
 
 def is_ref(text: str) -> bool:
-    """Whether ``text`` is a ``pkg.mod:Obj`` or ``path/file.py:Obj`` reference."""
-    return ":" in text and not text.startswith(":") and not text.endswith(":")
+    """Whether ``text`` is a ``pkg.mod:Obj`` or ``path/file.py:Obj`` reference (``sb3:PPO`` is an id, not one)."""
+    return ":" in text and not text.startswith(":") and not text.endswith(":") and not is_sb3_id(text)
+
+
+def is_sb3_id(text: str) -> bool:
+    """Whether ``text`` names a Stable-Baselines3 algorithm: ``sb3:NAME`` or ``sb3_contrib:NAME``."""
+    prefix, sep, name = text.partition(":")
+    return bool(sep) and prefix in SB3_PREFIXES and name.isidentifier()
 
 
 def resolve_ref(ref: str, base_dir: Path | None = None) -> Any:
@@ -324,6 +341,11 @@ def get_agent(agent_id: str, base_dir: Path | None = None) -> AgentSpec:
         _, spec = _import_ref(agent_id, module_part, attr, None)
         _AGENTS[agent_id] = spec
         return spec
+    if is_sb3_id(agent_id):
+        # Built in like ppo: the package and the class come from fixed lists, so a run folder
+        # naming sb3:PPO loads without --trust-code. A missing package is a MissingDependencyError.
+        module_part, _, attr = SB3_ADAPTER.partition(":")
+        return getattr(importlib.import_module(module_part), attr)(agent_id)
     if is_ref(agent_id):
         return agent_spec_from_object(resolve_ref(agent_id, base_dir), agent_id)
     known = sorted(set(_AGENTS) | set(BUILTIN_AGENTS))

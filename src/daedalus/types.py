@@ -85,6 +85,8 @@ class TrainContext:
     #: (remote workers); the profile's ``rollout.backend``. ``vectorization`` says how copies run
     #: inside one process.
     backend: str = "local"
+    #: The folder of the profile file (relative paths in a config, e.g. ``demos:``, are relative to it).
+    profile_dir: Path | None = None
     #: ``backend: ray``: the rollout section's Ray settings (a :class:`daedalus.rollout.ray_source.RayOptions`).
     ray: Any = None
     #: A picklable zero-argument recipe returning ``make_env`` (what remote workers build their

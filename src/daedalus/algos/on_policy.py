@@ -3,8 +3,10 @@
 The loop reads top to bottom: collect ``num_steps`` steps from every env copy (one batched
 forward per step), bootstrap truncated episodes from their real final observation, compute
 GAE targets, hand the flat batch to the algorithm's ``update``, then log, evaluate and
-checkpoint. An algorithm file (``ppo.py``, ``a2c.py``) supplies its config, its optimizer and
-its ``update(agent, batch, progress_remaining) -> metrics``.
+checkpoint. Between collection and the targets, an optional ``reward_fn`` (GAIL, AIRL) replaces
+the learning rewards with learned ones; logged episode returns stay the environment's. An
+algorithm file (``ppo.py``, ``a2c.py``) supplies its config, its optimizer and its
+``update(agent, batch, progress_remaining) -> metrics``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from daedalus.nn.distributions import mask_logits, to_env_actions
 from daedalus.nn.networks import ACTIVATIONS, ActorCritic
 from daedalus.nn.normalization import RunningMeanStd
 from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, POSITIVE, UNIT, check_fields, param
-from daedalus.rollout.contract import DEFAULT_GROUP, ActOutput
+from daedalus.rollout.contract import DEFAULT_GROUP, ActOutput, Trajectory
 from daedalus.rollout.source import LocalSource
 from daedalus.types import TrainContext
 
-__all__ = ["ActorCriticAgent", "ActorCriticPolicy", "OnPolicyConfig", "Update", "train_on_policy"]
+__all__ = ["ActorCriticAgent", "ActorCriticPolicy", "OnPolicyConfig", "RewardFn", "Update", "train_on_policy"]
 
 
 # --------------------------------------------------------------------------- config
@@ -359,6 +361,12 @@ def _policy_copy(
 #: ``progress_remaining`` goes from 1 to 0 over the run (for schedules).
 Update = Callable[[ActorCriticAgent, RolloutBatch, float], dict[str, float]]
 
+#: ``reward_fn(trajectory) -> (rewards, metrics)``: the rewards to learn from, ``(num_steps, rows)``
+#: like ``trajectory.rewards``, which they replace for the targets and the update only (logged
+#: episode returns stay the environment's), and metrics to log with the update's (GAIL's and AIRL's
+#: discriminator: it is the one place between collection and advantages where rewards are relabelled).
+RewardFn = Callable[[Trajectory], tuple[np.ndarray, dict[str, float]]]
+
 
 # --------------------------------------------------------------------------- training loop
 
@@ -371,6 +379,8 @@ def train_on_policy(
     save_callback: Callable[..., None] | None,
     context: TrainContext | None,
     update: Update,
+    *,
+    reward_fn: RewardFn | None = None,
 ) -> ActorCriticAgent:
     """Collect rollouts and call ``update`` until ``config.total_steps`` (continues from ``agent.global_step``).
 
@@ -379,10 +389,13 @@ def train_on_policy(
     envs are built from ``env_factory`` and checkpoints go through ``save_callback``.
     Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
+    ``reward_fn`` (see :data:`RewardFn`): learned rewards replace the env's for learning (GAIL, AIRL).
     """
     from daedalus.algos.multi_policy import PolicySet, train_policy_set
 
     if isinstance(agent, PolicySet):  # a multi-agent env: several policies at once
+        if reward_fn is not None:
+            raise ValueError("learned rewards (reward_fn) are not supported with several policies yet")
         if context is None:
             raise ValueError("training several policies needs the run's context (daedalus train, or daedalus.train())")
         train_policy_set(env_factory, agent, config, artifacts, context, update, ActorCriticPolicy)
@@ -398,7 +411,7 @@ def train_on_policy(
                 f"{agent.algo}: periodic evaluation of multi-agent environments ({source.num_agents} agents per "
                 "copy) is not supported yet. Set config.eval_every_steps: 0 and config.final_eval_episodes: 0."
             )
-        _train_loop(source, env_factory, agent, config, artifacts, context, update)
+        _train_loop(source, env_factory, agent, config, artifacts, context, update, reward_fn=reward_fn)
     finally:
         summary = getattr(source, "summary", None)
         if summary is not None:
@@ -416,6 +429,8 @@ def _train_loop(
     artifacts: dict[str, Any],
     context: TrainContext,
     update: Update,
+    *,
+    reward_fn: RewardFn | None = None,
 ) -> None:
     policies = {DEFAULT_GROUP: ActorCriticPolicy(agent)}
     source.reset(seed=context.seed)  # before the training clock starts (Ray: starts the workers)
@@ -434,11 +449,18 @@ def _train_loop(
         agent.global_step += trajectory.num_transitions
         stop = schedule.rollout_end(trajectory.num_transitions, trajectory.episode_returns, trajectory.policy_version)
 
-        # ---- targets: bootstrap truncated episodes from their real final observation, then GAE
+        # ---- relabel (GAIL, AIRL): learned rewards replace the env's for the targets and the update;
+        # the episode returns logged above came from the source and stay the env's
         start = schedule.clock()
+        rewards: np.ndarray = trajectory.rewards
+        reward_metrics: dict[str, float] = {}
+        if reward_fn is not None:
+            rewards, reward_metrics = reward_fn(trajectory)
+
+        # ---- targets: bootstrap truncated episodes from their real final observation, then GAE
         storage = RolloutStorage.wrap(
             trajectory.obs, trajectory.actions, trajectory.extras["log_probs"], trajectory.extras["values"],
-            trajectory.rewards, trajectory.terminated, trajectory.truncated, trajectory.valid,
+            rewards, trajectory.terminated, trajectory.truncated, trajectory.valid,
         )
         if trajectory.truncated.any():
             steps, rows = np.nonzero(trajectory.truncated)
@@ -448,6 +470,7 @@ def _train_loop(
         # ---- update
         metrics = update(agent, storage.flat_batch(agent.device), progress_remaining)
         metrics["charts/learning_rate"] = agent.optimizer.param_groups[0]["lr"]
+        metrics.update(reward_metrics)
         schedule.learn_time += schedule.clock() - start
         stop = schedule.update_end(agent.num_updates, partial(dict, metrics)) or stop
 

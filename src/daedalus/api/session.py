@@ -281,6 +281,7 @@ def run_session(
             backend=profile.backend,
             ray=_ray_options(resolved),
             env_recipe=partial(env_factory_for, profile, flatten_observations=resolved.flatten_observations),
+            profile_dir=profile.base_dir,
             hooks=hooks,
             resolve=resolved.resolve,
             journal=journal,

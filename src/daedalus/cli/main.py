@@ -11,7 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from daedalus import api
+from daedalus.cli.demos_cmd import register as register_demos
 from daedalus.cli.report_cmd import register as register_report
+from daedalus.cli.sb3_cmd import register as register_sb3
 from daedalus.cli.tune_cmd import register as register_tune
 from daedalus.errors import DaedalusError
 
@@ -401,6 +403,8 @@ def _print_table(headers: list[str], rows: list[list[str]]) -> None:
 # Commands that live in their own module, each with its api counterpart.
 register_report(app)
 register_tune(app)
+register_demos(app)
+register_sb3(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,7 +48,7 @@ PROFILE_FILE = "profile.yaml"
 #: In a checkpoint folder: what a resume needs besides the agent (JSON).
 SESSION_FILE = "session.json"
 CHECKPOINTS = "checkpoints"
-STATUSES = ("running", "completed", "interrupted", "failed", "crashed")
+STATUSES = ("running", "completed", "interrupted", "failed", "crashed", "imported")
 _RESTORE = (
     "Restore run.json from a backup (or correct the value by hand), or delete the run folder "
     "if you no longer need it."
