@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from daedalus.api.resolve import restores_torch_threads
 from daedalus.api.runs import load_run
 from daedalus.demos import Demonstrations, Episode, space_to_json
 from daedalus.errors import DaedalusError
@@ -32,6 +33,7 @@ def load_demos(path: str | Path) -> Demonstrations:
     return Demonstrations.from_dataset(path)
 
 
+@restores_torch_threads
 def record_demos(
     run: str | Path,
     episodes: int,

@@ -8,11 +8,12 @@ profile would import (for ``--trust-code``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from daedalus.config import (
     Profile,
@@ -25,6 +26,9 @@ from daedalus.config import (
 from daedalus.errors import DaedalusError, Problems, ProfileError, RegistryError
 from daedalus.registry import get_agent, is_ref
 from daedalus.specs import AgentSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # --------------------------------------------------------------------------- validation
 
@@ -606,6 +610,24 @@ def _is_plain_gym_id(env_id: str) -> bool:
 
     return env_id in gymnasium.registry
 
+
+
+def restores_torch_threads(func: Callable[P, R]) -> Callable[P, R]:
+    """Give torch's thread count back when ``func`` returns (``load_run`` sets the run's own count for
+    its evaluation; a command that loads a run and finishes with it must not leave that behind, since
+    the next agent built in this process is initialised with the ambient count)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import torch
+
+        previous = torch.get_num_threads()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+
+    return wrapper
 
 
 def apply_torch_threads(config: Any) -> int | None:

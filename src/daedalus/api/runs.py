@@ -20,6 +20,7 @@ from daedalus.api.resolve import (
     apply_torch_threads,
     code_references,
     make_agent,
+    restores_torch_threads,
     validate,
 )
 from daedalus.api.session import DEFAULT_RUNS_DIR
@@ -171,6 +172,7 @@ def evaluate_target(
     )
 
 
+@restores_torch_threads
 def evaluate_run(
     run: str | Path,
     *,
@@ -255,6 +257,7 @@ def _policy_overrides(
     return out
 
 
+@restores_torch_threads
 def replay(
     run: str | Path,
     video: str | Path | None = None,
