@@ -637,11 +637,28 @@ def apply_torch_threads(config: Any) -> int | None:
     count the profile chose: torch's default (one thread per core) stalls a small network on a
     machine where another process keeps a core busy. None when nothing was changed.
     """
+    global _INITIAL_THREADS
     threads = getattr(config, "torch_threads", None)
     if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
         import torch
 
         previous = torch.get_num_threads()
+        if _INITIAL_THREADS is None:
+            _INITIAL_THREADS = previous
         torch.set_num_threads(threads)
         return previous
     return None
+
+
+#: torch's thread count before :func:`apply_torch_threads` first changed it in this process.
+_INITIAL_THREADS: int | None = None
+
+
+def initial_torch_threads() -> int | None:
+    """torch's thread count before Daedalus first changed it (None: torch not loaded, or never changed).
+
+    A run builds its agent with this count whatever ran before in the process (``load_run`` keeps the
+    run's own count for evaluation): orthogonal initialisation (a QR) rounds differently with another
+    thread count, so a seed must not give another network after a ``load_run``.
+    """
+    return _INITIAL_THREADS

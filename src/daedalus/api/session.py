@@ -21,7 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from daedalus.api.resolve import ResolvedProfile, apply_torch_threads, load, make_agent, validate
+from daedalus.api.resolve import (
+    ResolvedProfile,
+    apply_torch_threads,
+    initial_torch_threads,
+    load,
+    make_agent,
+    validate,
+)
 from daedalus.config import Profile, ProfileConfig, load_profiles, profile_from_dict, resolve_device
 from daedalus.envs.make import env_factory_for
 from daedalus.errors import ProfileError
@@ -253,7 +260,7 @@ def run_session(
         stop.install()
         seed_everything(profile.seed)
         hooks.callbacks = [*resolved.make_callbacks(), *callbacks]
-        agent = make_agent(resolved)
+        agent = _make_agent_with_initial_threads(resolved)
         # After the agent is built: orthogonal initialisation (a QR) rounds differently with
         # another thread count. Held until the run is saved (final evaluation included), then
         # given back, so that a Python caller's next run starts as this one did.
@@ -479,6 +486,22 @@ def _write_plots(run_dir: Path) -> None:
 def _live_mode() -> bool | None:
     mode = os.environ.get("DAEDALUS_PROGRESS", "").lower()
     return {"plain": False, "live": True}.get(mode)
+
+
+def _make_agent_with_initial_threads(resolved: ResolvedProfile) -> Any:
+    """``make_agent`` with torch's thread count as it was before Daedalus first changed it, so that a
+    seed gives the same initial network whatever this process ran before (see
+    :func:`daedalus.api.resolve.initial_torch_threads`)."""
+    initial = initial_torch_threads()
+    torch = sys.modules.get("torch")
+    if initial is None or torch is None or torch.get_num_threads() == initial:
+        return make_agent(resolved)
+    ambient = torch.get_num_threads()
+    torch.set_num_threads(initial)
+    try:
+        return make_agent(resolved)
+    finally:
+        torch.set_num_threads(ambient)
 
 
 def _ray_options(resolved: ResolvedProfile) -> Any:
