@@ -619,13 +619,17 @@ def restores_torch_threads(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        import torch
+        import sys
 
-        previous = torch.get_num_threads()
+        torch = sys.modules.get("torch")  # never imported here: NumPy-only agents stay torch-free
+        previous = torch.get_num_threads() if torch is not None else None
         try:
             return func(*args, **kwargs)
         finally:
-            torch.set_num_threads(previous)
+            torch = sys.modules.get("torch")
+            target = previous if previous is not None else _INITIAL_THREADS
+            if torch is not None and target is not None:
+                torch.set_num_threads(target)
 
     return wrapper
 
