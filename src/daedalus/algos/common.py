@@ -396,22 +396,12 @@ def train_replay(
 
         collector.reset(seed=context.seed)
         rows = source.batch_size
-        every = config.train_frequency_steps
         while agent.global_step < config.total_steps:
             # ---- collect: one policy forward for all rows, one env step, one buffer write
             batch = collector.step()
-            previous, agent.global_step = agent.global_step, agent.global_step + rows
             stop = schedule.rollout_end(rows, batch.episode_returns, agent.num_updates)
-            if every_step is not None:
-                every_step(previous)
-
             # ---- learn (SB3: every train_frequency_steps env steps, once past learning_starts)
-            due = agent.global_step // every > previous // every
-            if due and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
-                start = schedule.clock()
-                latest.update(update(agent, buffer, config))
-                schedule.learn_time += schedule.clock() - start
-                stop = schedule.update_end(agent.num_updates, current_metrics) or stop
+            stop = _advance_and_learn(agent, buffer, config, rows, schedule, update, every_step, latest, current_metrics) or stop
 
             if schedule.step(current_metrics) or stop:
                 break
@@ -514,16 +504,35 @@ def _train_replay_rounds(
                 trajectory.obs[t], trajectory.actions[t], trajectory.rewards[t], trajectory.terminated[t],
                 trajectory.truncated[t], trajectory.next_obs[t], trajectory.valid[t],
             )
-            previous, agent.global_step = agent.global_step, agent.global_step + rows
-            if every_step is not None:
-                every_step(previous)
-            due = agent.global_step // every > previous // every
-            if due and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
-                start = schedule.clock()
-                latest.update(update(agent, buffer, config))
-                schedule.learn_time += schedule.clock() - start
-                stop = schedule.update_end(agent.num_updates, current_metrics) or stop
+            stop = _advance_and_learn(agent, buffer, config, rows, schedule, update, every_step, latest, current_metrics) or stop
         if schedule.step(current_metrics) or stop:
             break
     schedule.finish()
     return agent
+
+
+def _advance_and_learn(
+    agent: Any,
+    buffer: Any,
+    config: Any,
+    rows: int,
+    schedule: TrainingSchedule,
+    update: Callable[[Any, Any, Any], dict[str, torch.Tensor]],
+    every_step: Callable[[int], None] | None,
+    latest: dict[str, Any],
+    current_metrics: Callable[[], dict[str, float]],
+) -> bool:
+    """One env step of every row was written to the buffer: count it, run ``every_step``, and learn
+    when due (every ``train_frequency_steps`` once past ``learning_starts``). True: a hook asked to stop.
+    Shared by the local replay loop and the Ray rounds loop."""
+    previous, agent.global_step = agent.global_step, agent.global_step + rows
+    if every_step is not None:
+        every_step(previous)
+    every = config.train_frequency_steps
+    due = agent.global_step // every > previous // every
+    if due and agent.global_step > config.learning_starts and buffer.num_sampleable_steps > 0:
+        start = schedule.clock()
+        latest.update(update(agent, buffer, config))
+        schedule.learn_time += schedule.clock() - start
+        return schedule.update_end(agent.num_updates, current_metrics)
+    return False
