@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -624,15 +625,36 @@ class RaySource:
 
     def close(self) -> None:
         """Stop the workers (and the local Ray this source started)."""
-        for worker in self._workers:
+        actors = [worker.actor for worker in self._workers]
+        for actor in actors:
             with contextlib.suppress(Exception):
-                self.ray.kill(worker.actor, no_restart=True)
+                self.ray.kill(actor, no_restart=True)
+        if not self._connection.started_here:
+            _await_exit(self.ray, actors)
         self._workers.clear()
         self._pending.clear()
         for env in self._episode_envs:
             env.close()
         self._episode_envs.clear()
         disconnect(self._connection)
+
+
+def _await_exit(ray: Any, actors: list[Any], timeout_s: float = 10.0) -> None:
+    """Wait until killed actors are gone, so their CPUs are free for what runs next on the cluster.
+
+    ``ray.kill`` only asks for the kill: a call that reaches the actor first is still answered.
+    Gives up quietly after ``timeout_s`` (the kill stands; Ray frees the CPUs when it lands).
+    """
+    deadline = time.monotonic() + timeout_s
+    for actor in actors:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ray.get(actor.pid.remote(), timeout=left)
+            except ray.exceptions.RayActorError:
+                break
+            except Exception:  # noqa: BLE001 - a timeout or a cluster going away: nothing left to wait for
+                return
+            time.sleep(0.05)
 
 
 class _Same:
