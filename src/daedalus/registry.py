@@ -57,6 +57,8 @@ STEPWISE_ADAPTER = "daedalus.agents.stepwise:step_agent_spec"
 SB3_PREFIXES: dict[str, str] = {"sb3": "stable_baselines3", "sb3_contrib": "sb3_contrib"}
 #: Builds the AgentSpec of an SB3 algorithm; named by string like STEPWISE_ADAPTER.
 SB3_ADAPTER = "daedalus.agents.sb3:sb3_agent_spec"
+#: Lists an installed SB3 package's algorithms as ``{id: description}``; named by string likewise.
+SB3_LISTING = "daedalus.agents.sb3:sb3_agent_ids"
 
 #: Entry-point group: installed packages list modules that call ``register_*`` on import.
 PLUGIN_GROUP = "daedalus.plugins"
@@ -463,7 +465,24 @@ def list_agents() -> dict[str, str]:
     """Agent ids with one-line descriptions (built-ins are not imported)."""
     out = {k: v[1] for k, v in BUILTIN_AGENTS.items()}
     out.update({k: v.description for k, v in _AGENTS.items()})
+    out.update(_sb3_agent_ids())
     return dict(sorted(out.items()))
+
+
+def _sb3_agent_ids() -> dict[str, str]:
+    """``sb3:PPO``, ``sb3_contrib:TQC``, ... for the SB3 packages installed (importing them: ~1 s),
+    one hint row for each one that is not."""
+    import importlib.util
+
+    out: dict[str, str] = {}
+    for prefix, package in SB3_PREFIXES.items():
+        if importlib.util.find_spec(package) is None:
+            extra = "sb3"
+            out[f"{prefix}:NAME"] = f"{package} algorithms by class name (not installed: pip install 'daedalus[{extra}]')"
+            continue
+        module_part, _, attr = SB3_LISTING.partition(":")
+        out.update(getattr(importlib.import_module(module_part), attr)(prefix))
+    return out
 
 
 def list_envs() -> dict[str, str]:

@@ -98,6 +98,9 @@ class TrainContext:
     #: ``resolve(ref)`` imports a ``pkg.mod:Obj`` / ``file.py:Obj`` a config names (a custom
     #: loss), relative to the profile and under the run's trust rules; None outside a run.
     resolve: Callable[[str], Any] | None = None
+    #: ``load_run(run, checkpoint=None, runs_dir=None)``: a saved run as ``daedalus.load_run`` returns
+    #: it, under the trust rules of ``daedalus evaluate`` (DAgger's expert); None outside a run.
+    load_run: Callable[..., Any] | None = None
     #: The run's env journal (:class:`daedalus.rollout.journal.EnvJournal`): every action sent to
     #: the training envs, so that a resume finds them as they were; None outside a run.
     journal: Any = None

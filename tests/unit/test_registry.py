@@ -120,3 +120,17 @@ def test_project_modules(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None
         api.remove_module("proj_mod_a")
     with pytest.raises(RegistryError, match="no module named 'not_a_module_qq'"):
         api.add_module("not_a_module_qq")
+
+
+def test_list_agents_names_the_installed_sb3_algorithms_and_hints_the_missing_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = registry.list_agents()
+    assert listed["sb3:PPO"].startswith("Stable-Baselines3 PPO: Proximal Policy Optimization")
+    assert listed["sb3_contrib:TQC"].startswith("SB3-Contrib TQC")
+    assert "sb3:BaseAlgorithm" not in listed and "sb3:NAME" not in listed
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sb3_contrib" else real(name, *a))
+    listed = registry.list_agents()
+    assert "sb3_contrib:TQC" not in listed and "sb3:PPO" in listed
+    assert listed["sb3_contrib:NAME"] == "sb3_contrib algorithms by class name (not installed: pip install 'daedalus[sb3]')"

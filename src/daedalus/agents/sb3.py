@@ -145,6 +145,23 @@ def algorithm_class(agent_id: str) -> type:
     return algo
 
 
+def sb3_agent_ids(prefix: str) -> dict[str, str]:
+    """``{"sb3:PPO": "Stable-Baselines3 PPO: ...", ...}``: every algorithm an installed SB3 package
+    (``prefix`` ``sb3`` or ``sb3_contrib``) exports, for ``daedalus list agents``."""
+    package = importlib.import_module(PACKAGES[prefix][0])
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    out: dict[str, str] = {}
+    for name in sorted(dir(package)):
+        algo = getattr(package, name)
+        if name.startswith("_") or not (inspect.isclass(algo) and issubclass(algo, BaseAlgorithm)):
+            continue
+        doc = (algo.__doc__ or "").strip().splitlines()
+        label = "Stable-Baselines3" if prefix == "sb3" else "SB3-Contrib"
+        out[f"{prefix}:{name}"] = f"{label} {name}" + (f": {doc[0].strip()}" if doc else "")
+    return out
+
+
 @functools.cache
 def sb3_agent_spec(agent_id: str) -> AgentSpec:
     """The AgentSpec of ``sb3:NAME`` / ``sb3_contrib:NAME`` (what the registry returns for it)."""

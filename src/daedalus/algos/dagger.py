@@ -21,7 +21,6 @@ in them. The expert is loaded as ``daedalus evaluate`` loads a run without ``--t
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,11 +55,6 @@ from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
 
 __all__ = ["AGENT_SPEC", "BetaMixturePolicy", "DAggerConfig", "beta_at", "load_expert", "make_dagger_agent", "train_dagger"]
-
-#: Loading a saved run is the api's job, and algorithms sit below the api (the import layers in
-#: pyproject.toml), so the loader is named by string and imported when DAgger starts, the way the
-#: registry reaches the agent modules it lists. It applies the trust rules of ``daedalus evaluate``.
-RUN_LOADER = "daedalus.api.runs:load_run"
 
 
 # --------------------------------------------------------------------------- config
@@ -106,8 +100,11 @@ def load_expert(config: DAggerConfig, context: TrainContext, observation_space: 
     """The expert run's agent, checked to act on this run's env (same id, arguments and spaces)."""
     if config.expert is None:
         raise DaedalusError("dagger: config.expert is required: a saved run on the same env (see docs/imitation.md).")
-    module, _, name = RUN_LOADER.partition(":")
-    load_run = getattr(importlib.import_module(module), name)
+    # Loading a saved run is the api's job (algorithms sit below it: the import layers in
+    # pyproject.toml); the run machinery hands its loader over in the context.
+    load_run = context.load_run
+    if load_run is None:
+        raise DaedalusError("dagger: loading the expert run needs the run machinery: train through 'daedalus train' or daedalus.train().")
     ref = Path(config.expert).expanduser()
     local = ref if ref.is_absolute() else (context.profile_dir or Path.cwd()) / ref
     target = local if local.exists() else config.expert

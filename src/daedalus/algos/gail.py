@@ -8,7 +8,8 @@ Why ``softplus(logit)`` and not ``logit = log D - log(1 - D)``: it is imitation'
 (``-log sigmoid(logit_gen_is_high)``), its gradient stays useful while the discriminator is
 confident (``log D`` would go to -inf on the generator's samples), and it is never negative. A
 positive reward is a survival bonus: it is what makes GAIL learn on CartPole quickly, and it is a
-bias on tasks where ending the episode is the goal (use AIRL's ``reward: logit`` there).
+bias on tasks where ending the episode is the goal: ``reward: logit`` (``log D - log(1 - D)``,
+either sign) is the unbiased choice there and on fixed-length episodes.
 
 One file, top to bottom in the order the algorithm runs: config → discriminator → agent →
 expert data → loss and reward → training (a round: collect with PPO's loop; relabel the rollout's
@@ -102,6 +103,12 @@ class GAILConfig(OnPolicyConfig):
     disc_updates_per_round: int = param(4, "Discriminator gradient steps after each rollout (imitation's n_disc_updates_per_round).", AT_LEAST_ONE)
     disc_batch_size: int = param(256, "Expert transitions per discriminator step, with as many of the rollout's (imitation's demo_batch_size).", AT_LEAST_ONE)
     disc_grad_penalty: float = param(0.0, "Weight of a gradient penalty (Gulrajani et al. 2017) on inputs mixed from expert and generator; 0 disables.", NONNEGATIVE)
+    reward: str = param(
+        "softplus",
+        "What the generator learns from: 'softplus' -log(1 - D) (never negative: a survival bonus, right for envs whose episodes "
+        "end early when the agent fails, like CartPole), 'logit' log D - log(1 - D) (either sign: for fixed-length episodes, like Pendulum).",
+        choices=["softplus", "logit"],
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -380,9 +387,14 @@ def gradient_penalty(discriminator: Discriminator, expert: TransitionBatch, gene
     return (norm - 1).square().mean()
 
 
-def gail_reward(logits: torch.Tensor) -> torch.Tensor:
-    """The generator's reward ``-log(1 - D) = softplus(logit)`` (see the module docstring)."""
-    return F.softplus(logits)
+def gail_reward(logits: torch.Tensor, kind: str = "softplus") -> torch.Tensor:
+    """The generator's reward: ``-log(1 - D) = softplus(logit)`` (``kind="softplus"``, see the module
+    docstring) or the logit itself, ``log D - log(1 - D)`` (``kind="logit"``)."""
+    if kind == "softplus":
+        return F.softplus(logits)
+    if kind == "logit":
+        return logits
+    raise ValueError(f"unknown GAIL reward {kind!r}; choose 'softplus' or 'logit'")
 
 
 # --------------------------------------------------------------------------- training
@@ -484,7 +496,7 @@ def train_gail(
     """Train ``agent`` with GAIL until ``config.total_steps`` (see :func:`train_adversarial`)."""
     return train_adversarial(
         env_factory, agent, config, artifacts, save_callback, context,
-        logits=gail_logits, reward=lambda agent_, batch: gail_reward(gail_logits(agent_, batch)),
+        logits=gail_logits, reward=lambda agent_, batch: gail_reward(gail_logits(agent_, batch), config.reward),
     )
 
 

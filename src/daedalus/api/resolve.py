@@ -3,13 +3,16 @@
 :func:`load` and :func:`validate` turn profiles into :class:`ResolvedProfile` s (every
 problem of every profile reported at once); :func:`make_agent` calls an agent factory
 with the arguments its parameter names ask for; :func:`code_references` lists the code a
-profile would import (for ``--trust-code``).
+profile would import (for ``--trust-code``); :func:`load_run` rebuilds a saved run's agent within
+the trust rules (here, at the bottom of the api, so that a training session can hand it to
+algorithms that read another run: DAgger's expert, through ``TrainContext.load_run``).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +23,13 @@ from daedalus.config import (
     ProfileConfig,
     build_config,
     config_defaults,
+    load_profiles,
     read_profiles,
     resolve_device,
 )
-from daedalus.errors import DaedalusError, Problems, ProfileError, RegistryError
+from daedalus.errors import DaedalusError, Problems, ProfileError, RegistryError, RunError
 from daedalus.registry import get_agent, is_ref
+from daedalus.runs.store import load_checkpoint_into, resolve_run
 from daedalus.specs import AgentSpec
 
 P = ParamSpec("P")
@@ -666,3 +671,61 @@ def initial_torch_threads() -> int | None:
     thread count, so a seed must not give another network after a ``load_run``.
     """
     return _INITIAL_THREADS
+
+
+# --------------------------------------------------------------------------- saved runs
+
+
+@dataclass
+class LoadedRun:
+    """A saved run: its run.json, its resolved profile and the agent restored from a checkpoint."""
+
+    path: Path
+    meta: dict[str, Any]
+    profile: Profile
+    agent: Any
+    checkpoint: str
+    resolved: ResolvedProfile = field(repr=False)
+
+
+def load_run(
+    path: str | Path,
+    checkpoint: str | None = None,
+    runs_dir: str | Path | None = None,
+    *,
+    trust_code: bool = False,
+) -> LoadedRun:
+    """Load a run folder: metadata, resolved profile and the agent from ``checkpoint``.
+
+    The default checkpoint is ``final`` when it exists, else the newest one.
+
+    A run folder is data. Unless ``trust_code`` is true, its profile may only name built-in
+    agents, envs and wrappers, Gymnasium ids, ids registered by the current project and
+    plugins, and references into the current project's modules (``.daedalus.yaml`` found
+    from the working directory, never from the run folder); anything else raises a
+    TrustError before it is imported. With ``trust_code``, the references that will be
+    imported are printed first. See docs/security.md.
+    """
+    from daedalus.registry import load_project_modules, untrusted_source
+
+    load_project_modules()
+    folder = resolve_run(path, Path(runs_dir) if runs_dir else None)
+    meta = folder.refresh_status()
+    profile_file = folder.path / "profile.yaml"
+    if not profile_file.is_file():
+        raise RunError(f"{folder.path}: profile.yaml is missing, so the agent cannot be rebuilt.")
+    (profile,) = load_profiles(profile_file)
+    if trust_code:
+        refs = code_references(profile)
+        if refs:
+            listed = "; ".join(f"{key}: {ref}" for key, ref in refs)
+            print(f"--trust-code: importing code named by {folder.path}: {listed}", file=sys.stderr, flush=True)
+        resolved = validate(profile)
+    else:
+        with untrusted_source(f"run folder {folder.path}"):
+            resolved = validate(profile)
+    info = folder.checkpoint(checkpoint)
+    agent = make_agent(resolved)
+    apply_torch_threads(resolved.config)  # evaluation runs with the thread count the run trained with
+    load_checkpoint_into(agent, info)
+    return LoadedRun(folder.path, meta, profile, agent, info.name, resolved)

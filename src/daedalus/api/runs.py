@@ -8,85 +8,26 @@ without memorize/update), :func:`describe_agent` and :func:`write_default_profil
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daedalus.api.resolve import (
-    ResolvedProfile,
-    apply_torch_threads,
-    code_references,
+    LoadedRun,
+    load_run,
     make_agent,
     restores_torch_threads,
     validate,
 )
 from daedalus.api.session import DEFAULT_RUNS_DIR
-from daedalus.config import Profile, describe_config, load_profiles
+from daedalus.config import describe_config, load_profiles
 from daedalus.errors import DaedalusError, ProfileError, RunError
 from daedalus.registry import get_agent
-from daedalus.runs.store import RunFolder, list_runs, load_checkpoint_into, resolve_run
+from daedalus.runs.store import RunFolder, list_runs, resolve_run
 from daedalus.types import TrainContext
 
 # --------------------------------------------------------------------------- runs
-
-
-@dataclass
-class LoadedRun:
-    """A saved run: its run.json, its resolved profile and the agent restored from a checkpoint."""
-
-    path: Path
-    meta: dict[str, Any]
-    profile: Profile
-    agent: Any
-    checkpoint: str
-    resolved: ResolvedProfile = field(repr=False)
-
-
-def load_run(
-    path: str | Path,
-    checkpoint: str | None = None,
-    runs_dir: str | Path | None = None,
-    *,
-    trust_code: bool = False,
-) -> LoadedRun:
-    """Load a run folder: metadata, resolved profile and the agent from ``checkpoint``.
-
-    The default checkpoint is ``final`` when it exists, else the newest one.
-
-    A run folder is data. Unless ``trust_code`` is true, its profile may only name built-in
-    agents, envs and wrappers, Gymnasium ids, ids registered by the current project and
-    plugins, and references into the current project's modules (``.daedalus.yaml`` found
-    from the working directory, never from the run folder); anything else raises a
-    TrustError before it is imported. With ``trust_code``, the references that will be
-    imported are printed first. See docs/security.md.
-    """
-    from daedalus.registry import load_project_modules, untrusted_source
-
-    load_project_modules()
-    folder = resolve_run(path, Path(runs_dir) if runs_dir else None)
-    meta = folder.refresh_status()
-    profile_file = folder.path / "profile.yaml"
-    if not profile_file.is_file():
-        raise RunError(f"{folder.path}: profile.yaml is missing, so the agent cannot be rebuilt.")
-    (profile,) = load_profiles(profile_file)
-    if trust_code:
-        refs = code_references(profile)
-        if refs:
-            listed = "; ".join(f"{key}: {ref}" for key, ref in refs)
-            print(f"--trust-code: importing code named by {folder.path}: {listed}", file=sys.stderr, flush=True)
-        resolved = validate(profile)
-    else:
-        with untrusted_source(f"run folder {folder.path}"):
-            resolved = validate(profile)
-    info = folder.checkpoint(checkpoint)
-    agent = make_agent(resolved)
-    apply_torch_threads(resolved.config)  # evaluation runs with the thread count the run trained with
-    load_checkpoint_into(agent, info)
-    return LoadedRun(folder.path, meta, profile, agent, info.name, resolved)
-
 
 
 def runs_table(runs_dir: str | Path = DEFAULT_RUNS_DIR, **filters: Any) -> list[dict[str, Any]]:

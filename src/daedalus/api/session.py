@@ -26,6 +26,7 @@ from daedalus.api.resolve import (
     apply_torch_threads,
     initial_torch_threads,
     load,
+    load_run,
     make_agent,
     validate,
 )
@@ -291,6 +292,7 @@ def run_session(
             profile_dir=profile.base_dir,
             hooks=hooks,
             resolve=resolved.resolve,
+            load_run=load_run,
             journal=journal,
             extras=extras,
         )
