@@ -24,7 +24,7 @@ demo: $(VENV)/.installed-base
 	$(VENV)/bin/daedalus train examples/cartpole.yaml --runs-dir $(RUNS_DIR)
 
 test: lint chromium
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=30 tests
 
 # tests/smoke/test_report_chromium.py renders `daedalus report` in headless Chromium. As root
 # it is installed from apt when missing; otherwise that test is skipped.

@@ -5,9 +5,9 @@ are played here (seeded, deterministic), not by ``daedalus demos record``. The r
 example profiles; the env's reward is never learned from, only logged. Assertions are on the
 deterministic 20-episode evaluations recorded during training and on the final one (eval.json).
 
-Measured on a busy 2-core CPU (2026-11-26): GAIL's first evaluation at >= 475 after 30k (seed 0)
-and 20k (seed 1) steps, AIRL's (reward: softplus) after 50k (both seeds), 500 at the end for all
-four; about 20 s a GAIL run, 52 s an AIRL run, 2.5 min for the file with the expert.
+Each run stops at its first evaluation >= 475 (target_return) and its final evaluation, on other
+episodes, must agree: 16 s for the file with the expert on an idle 2-core CPU (2026-11-26; the
+full-length runs of the example profiles are measured in docs/imitation.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def cartpole_demos(cartpole_expert: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def _learns(profile: Path, demos: Path, runs_dir: Path, seed: int, within_steps: int) -> None:
-    run = daedalus.train(profile, runs_dir=runs_dir, overrides=[f"seed={seed}", f"config.demos={demos}"])
+    # Stops at the first evaluation >= 475 (the claim is "reaches 475 within N steps"); the final
+    # evaluation, on other episodes, must agree.
+    run = daedalus.train(profile, runs_dir=runs_dir, overrides=[f"seed={seed}", f"config.demos={demos}", "config.target_return=475"])
     assert run.status == "completed", run.error
     evaluations = run.artifacts["evaluations"]
     first = next((e for e in evaluations if e["mean_return"] >= 475), None)

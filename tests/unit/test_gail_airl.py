@@ -62,6 +62,15 @@ def test_gail_reward_is_minus_log_one_minus_d() -> None:
     assert gail_reward(logits).tolist() == pytest.approx((-torch.log(1 - torch.sigmoid(logits))).tolist(), abs=1e-6)
 
 
+def test_gail_logit_reward_is_log_d_minus_log_one_minus_d() -> None:
+    logits = torch.tensor([-2.0, 0.0, 3.0])
+    d = torch.sigmoid(logits)
+    assert gail_reward(logits, "logit").tolist() == [-2.0, 0.0, 3.0]
+    assert gail_reward(logits, "logit").tolist() == pytest.approx((torch.log(d) - torch.log(1 - d)).tolist(), abs=1e-5)
+    with pytest.raises(ValueError, match="unknown GAIL reward 'log'"):
+        gail_reward(logits, "log")
+
+
 def test_airl_shaped_reward_masks_the_potential_after_termination() -> None:
     g, h, h_next = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.0]), torch.tensor([3.0, 4.0])
     f = shaped_reward(g, h, h_next, torch.tensor([0.0, 1.0]), gamma=0.5)
@@ -112,7 +121,8 @@ def test_configs_restate_ppo_and_each_other() -> None:
     gail, airl = ({f.name: f.default_factory() if callable(f.default_factory) else f.default for f in fields(c)} for c in (GAILConfig, AIRLConfig))
     ppo = {f.name: f.default_factory() if callable(f.default_factory) else f.default for f in fields(PPOConfig)}
     assert {k: gail[k] for k in ppo} == ppo
-    assert {k: airl[k] for k in gail if k != "disc_grad_penalty"} == {k: v for k, v in gail.items() if k != "disc_grad_penalty"}
+    own = {"disc_grad_penalty", "reward"}  # GAIL's own (AIRL's reward has other choices and another default)
+    assert {k: airl[k] for k in gail if k not in own} == {k: v for k, v in gail.items() if k not in own}
 
 
 # --------------------------------------------------------------------------- the relabel point
