@@ -81,6 +81,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "imitation"
 
 
 def test_imitation_examples_train(cartpole_expert: Path, workdir: Path) -> None:
+    import daedalus as dd
     from daedalus.api.demos import record_demos
 
     record_demos(cartpole_expert, 2, workdir / "demos", seed=0)
@@ -90,6 +91,18 @@ def test_imitation_examples_train(cartpole_expert: Path, workdir: Path) -> None:
         "train", str(EXAMPLES / "dagger_cartpole.yaml"), "--set", f"config.expert={cartpole_expert}",
         "--set", "config.total_expert_labels=300", "--set", "config.updates_per_round=20", *short, cwd=workdir,
     ))
+    for name in ("gail_cartpole", "airl_cartpole"):
+        ok(daedalus("train", str(EXAMPLES / f"{name}.yaml"), "--set", f"config.demos={workdir / 'demos'}", "--set", "total_steps=512", "--set", "config.num_episodes=2", *short, cwd=workdir))
+    # Pendulum demonstrations from a random agent's run: the example only has to run
+    random_run = dd.train(agent_id="random", env_id="Pendulum-v1", config={"total_steps": 400}, runs_dir=workdir / "random")
+    record_demos(random_run.path, 2, workdir / "pendulum_demos", seed=0)
+    ok(daedalus(
+        "train", str(EXAMPLES / "gail_pendulum.yaml"), "--set", f"config.demos={workdir / 'pendulum_demos'}",
+        "--set", "total_steps=8192", "--set", "checkpoint_every_steps=0", *short, cwd=workdir,
+    ))
     records = {p.parent.name.split("-")[0]: json.loads(p.read_text()) for p in (workdir / "runs").glob("*/run.json")}
     assert records["bc_cartpole"]["status"] == "completed" and records["bc_cartpole"]["steps"] == 200
     assert records["dagger_cartpole"]["status"] == "completed" and records["dagger_cartpole"]["steps"] == 300
+    assert records["gail_cartpole"]["status"] == "completed" and records["gail_cartpole"]["steps"] == 512
+    assert records["airl_cartpole"]["status"] == "completed" and records["airl_cartpole"]["steps"] == 512
+    assert records["gail_pendulum"]["status"] == "completed" and records["gail_pendulum"]["steps"] == 8192
