@@ -191,6 +191,100 @@ def test_sb3_sac_through_the_cli_equals_sb3_called_directly(tmp_path: Path) -> N
     assert "train/critic_loss" in header and "train/ent_coef" in header
 
 
+NORMALIZED_PROFILE = """
+pendulum_sb3_ppo_normalized:
+  agent_id: sb3:PPO
+  env_id: Pendulum-v1
+  num_envs: 2
+  seed: 5
+  config:
+    total_steps: 512
+    n_steps: 128
+    batch_size: 64
+    n_epochs: 2
+    gamma: 0.9
+    normalize: {norm_obs: true, norm_reward: true, clip_obs: 5.0}
+    policy_kwargs: {net_arch: [32, 32]}
+    eval_every_steps: 256
+    eval_episodes: 2
+    checkpoint_every_steps: 0
+    log_every_steps: 128
+    final_eval_episodes: 0
+"""
+
+
+class _NormalizedPolicy:
+    """SB3 called directly on normalized observations, as rl-zoo3's enjoy runs a VecNormalize model."""
+
+    def __init__(self, model: Any, vec_normalize: Any) -> None:
+        self.model, self.vec_normalize = model, vec_normalize
+
+    def predict(self, obs: Any, deterministic: bool = True) -> Any:
+        return self.model.predict(self.vec_normalize.normalize_obs(obs), deterministic=deterministic)
+
+
+def test_sb3_normalize_equals_vecnormalize_called_directly(tmp_path: Path) -> None:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    write(tmp_path / "norm.yaml", NORMALIZED_PROFILE)
+    ok(daedalus_cli("train", "norm.yaml", "--runs-dir", "runs", cwd=tmp_path))
+    run = only_run(tmp_path / "runs")
+    # rl-zoo3's construction: VecNormalize(make_vec_env(...)), gamma from the algorithm's
+    vec_normalize = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=5), norm_obs=True, norm_reward=True, clip_obs=5.0, gamma=0.9)
+    direct = PPO("MlpPolicy", vec_normalize, seed=5, n_steps=128, batch_size=64, n_epochs=2, gamma=0.9, policy_kwargs={"net_arch": [32, 32]})
+    direct.learn(total_timesteps=512)
+    assert_same_weights(run, direct)
+    saved = load_file(str(run / "checkpoints" / "final" / "weights.safetensors"))
+    assert np.array_equal(saved["vecnormalize/obs_mean"].numpy(), vec_normalize.obs_rms.mean)
+    assert np.array_equal(saved["vecnormalize/obs_var"].numpy(), vec_normalize.obs_rms.var)
+    assert np.array_equal(saved["vecnormalize/ret_var"].numpy(), vec_normalize.ret_rms.var)
+    state = json.loads((run / "checkpoints" / "final" / "state.json").read_text())
+    assert state["vecnormalize"]["obs_count"] == vec_normalize.obs_rms.count
+    assert state["vecnormalize"]["kwargs"] == {"norm_obs": True, "norm_reward": True, "clip_obs": 5.0, "gamma": 0.9}
+    # the reloaded run acts on normalized observations, as the model with its VecNormalize does
+    vec_normalize.training = False
+    assert evaluate_cli(run, tmp_path, 2) == sb3_returns(_NormalizedPolicy(direct, vec_normalize), "Pendulum-v1", 2)
+
+
+def test_sb3_normalize_is_checked_and_must_match_the_checkpoint() -> None:
+    with pytest.raises(ProfileError, match="unknown key normalize.norm_ob .*did you mean 'norm_obs'"):
+        _validate({"normalize": {"norm_ob": True}})
+    with pytest.raises(ProfileError, match="normalize.clip_obs must be a number"):
+        _validate({"normalize": {"clip_obs": "10"}})
+    with pytest.raises(ProfileError, match="normalize is true, false or a mapping"):
+        _validate({"normalize": "yes"})
+    plain, normalized = _validate({}), _validate({"normalize": True})
+    from daedalus.api.resolve import make_agent
+
+    with_stats, without = make_agent(normalized), make_agent(plain)
+    assert with_stats.normalize == {"gamma": 0.99}
+    with pytest.raises(ValueError, match="saved with VecNormalize statistics, and the profile's config.normalize is off"):
+        without.load_state(with_stats.state_tensors(), with_stats.state_json())
+    with pytest.raises(ValueError, match="saved without VecNormalize statistics, and the profile's config.normalize is on"):
+        with_stats.load_state(without.state_tensors(), without.state_json())
+
+
+def test_sb3_async_vectorization_is_subprocvecenv_and_other_backends_are_refused(workdir: Path) -> None:
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    import daedalus
+
+    config = {**PPO_CONFIG, "total_steps": 256, "eval_every_steps": 0, "checkpoint_every_steps": 0, "final_eval_episodes": 0}
+    run = daedalus.train(agent_id="sb3:PPO", env_id="CartPole-v1", num_envs=2, seed=7, rollout={"vectorization": "async"}, config=config, runs_dir=workdir / "runs")
+    assert run.status == "completed", run.error
+    direct = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=7, vec_env_cls=SubprocVecEnv), seed=7, **{
+        **PPO_CONFIG, "policy_kwargs": {"net_arch": [32, 32], "activation_fn": torch.nn.ReLU},
+    })
+    direct.learn(total_timesteps=256)
+    direct.get_env().close()
+    assert_same_weights(Path(run.path), direct)
+    with pytest.raises(ProfileError, match=r"rollout.backend: subprocess does not apply. Remove rollout.backend; rollout.vectorization: async"):
+        from daedalus.api.resolve import validate
+        from daedalus.config import profile_from_dict
+
+        validate(profile_from_dict("p", {"agent_id": "sb3:PPO", "env_id": "CartPole-v1", "rollout": {"backend": "subprocess"}}))
+
+
 def test_a_hook_stops_sb3_learning(workdir: Path) -> None:
     class StopAtFirstEval:
         def on_eval(self, info: Any) -> str:

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
 from daedalus.agents.base import TensorAgent
-from daedalus.errors import MissingDependencyError, RegistryError, closest
+from daedalus.errors import MissingDependencyError, ProfileError, RegistryError, closest
 from daedalus.params import AT_LEAST_ONE, NONNEGATIVE, check_fields, param
 from daedalus.specs import AgentSpec
 from daedalus.types import TrainContext
@@ -173,8 +174,19 @@ def sb3_agent_spec(agent_id: str) -> AgentSpec:
         training_wrapper=train_sb3,
         description=f"Stable-Baselines3 {algo.__name__}" + (f": {doc[0].strip()}" if doc else ""),
         config_class=sb3_config_class(agent_id, algo),
+        check_profile=check_sb3_profile,
         action_spaces=ACTION_SPACES.get(algo.__name__),
     )
+
+
+def check_sb3_profile(profile: Any) -> None:
+    """Profile validation: SB3 steps its vector env in the training process (``rollout.backend: local``)."""
+    if profile.backend != "local":
+        raise profile.fail(
+            ("rollout", "backend"),
+            f"agent '{profile.agent_id}' steps its envs in SB3's own vector env, in the training process: rollout.backend: {profile.backend} does not apply",
+            "Remove rollout.backend; rollout.vectorization: async runs the copies in subprocesses (SB3's SubprocVecEnv).",
+        )
 
 
 # --------------------------------------------------------------------------- config
@@ -197,6 +209,12 @@ class SB3RunConfig:
     keep_last: int = param(3, "Periodic checkpoints to keep (older ones are deleted by the run store).", NONNEGATIVE)
     log_every_steps: int = param(2_000, "Log metrics (SB3's logger values and Daedalus's charts/ and time/) every this many steps.", AT_LEAST_ONE)
     torch_threads: int = param(1, "torch CPU threads for the run (training and evaluation); 1 is fastest for small MLPs, above all on a busy machine; 0 keeps torch's default.", NONNEGATIVE)
+    normalize: Any = param(
+        False,
+        "SB3's VecNormalize around the training envs (rl-zoo3's normalize): true, or a mapping of its arguments "
+        "(norm_obs, norm_reward, clip_obs, clip_reward, gamma, epsilon; gamma defaults to the algorithm's). "
+        "The statistics are saved with the agent and applied when it acts.",
+    )
 
     #: The SB3 algorithm class and id (set on each generated subclass).
     algo_class: ClassVar[Any] = None
@@ -306,6 +324,41 @@ def check_sb3_values(config: Any) -> None:
     noise = getattr(config, "action_noise", None)
     if noise is not None:
         _check_noise(noise)
+    _check_normalize(config.normalize)
+
+
+#: VecNormalize's arguments a profile may set (``normalize: {...}``), with their types.
+NORMALIZE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "norm_obs": bool, "norm_reward": bool, "clip_obs": (int, float), "clip_reward": (int, float), "gamma": (int, float), "epsilon": (int, float),
+}
+
+
+def _check_normalize(value: Any) -> None:
+    if isinstance(value, bool):
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"normalize: normalize is true, false or a mapping of VecNormalize's arguments ({', '.join(NORMALIZE_KEYS)}), got {value!r}")
+    for key, item in value.items():
+        if key not in NORMALIZE_KEYS:
+            hint = closest(str(key), list(NORMALIZE_KEYS), n=1)
+            raise ValueError(
+                f"normalize: unknown key normalize.{key}" + (f" (did you mean '{hint[0]}'?)" if hint else f" (it takes {', '.join(NORMALIZE_KEYS)})")
+            )
+        expected = NORMALIZE_KEYS[key]
+        if isinstance(item, bool) != (expected is bool) or not isinstance(item, expected):
+            raise ValueError(f"normalize: normalize.{key} must be {'true or false' if expected is bool else 'a number'}, got {item!r}")
+
+
+def normalize_kwargs(config: Any) -> dict[str, Any] | None:
+    """VecNormalize's keyword arguments from ``config.normalize`` (None when off); ``gamma`` defaults
+    to the algorithm's own, as rl-zoo3 sets it."""
+    value = config.normalize
+    if value is False:
+        return None
+    kwargs = {} if value is True else dict(value)
+    if "gamma" not in kwargs and isinstance(getattr(config, "gamma", None), int | float):
+        kwargs["gamma"] = float(config.gamma)
+    return kwargs
 
 
 def _accepted_names(policy_class: type) -> set[str] | None:
@@ -523,6 +576,20 @@ class SB3Agent(TensorAgent):
         from daedalus.envs.sb3 import SpacesEnv
 
         self.model = self.build_model(SpacesEnv(observation_space, action_space), seed)
+        #: ``normalize``: VecNormalize's arguments and its running statistics (SB3 ``RunningMeanStd``
+        #: objects: while training, the very objects the VecNormalize updates).
+        self.normalize = normalize_kwargs(config)
+        self.obs_rms: Any = None
+        self.ret_rms: Any = None
+        if self.normalize is not None:
+            if not isinstance(observation_space, spaces.Box):
+                raise ProfileError(
+                    f"{agent_id}: config.normalize supports Box observations, not {type(observation_space).__name__}; "
+                    "remove normalize or flatten the observations."
+                )
+            from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+            self.obs_rms, self.ret_rms = RunningMeanStd(shape=observation_space.shape), RunningMeanStd(shape=())
 
     def build_model(self, env: Any, seed: int | None) -> Any:
         """A fresh SB3 model for ``env`` (a Gymnasium env or SB3 VecEnv), seeded like ``PPO(..., seed=seed)``."""
@@ -533,8 +600,22 @@ class SB3Agent(TensorAgent):
 
     def predict(self, obs: Any, deterministic: bool = True) -> Any:
         """Actions for a batch of observations: SB3's ``model.predict`` (clipped / unscaled as SB3 does)."""
-        actions, _ = self.model.predict(obs, deterministic=deterministic)
+        actions, _ = self.model.predict(self.normalize_obs(obs), deterministic=deterministic)
         return actions
+
+    def normalize_obs(self, obs: Any) -> Any:
+        """``obs`` as the policy saw it in training: VecNormalize's ``normalize_obs`` with the current
+        statistics (``clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)``), or ``obs`` itself."""
+        if self.normalize is None or not self.normalize.get("norm_obs", True):
+            return obs
+        epsilon, clip = float(self.normalize.get("epsilon", 1e-8)), float(self.normalize.get("clip_obs", 10.0))
+        normalized = (np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + epsilon)
+        return np.clip(normalized, -clip, clip).astype(np.float32)
+
+    def attach_normalizer(self, vec_normalize: Any) -> None:
+        """Share statistics with a training ``VecNormalize``: it starts from this agent's (a resumed
+        run's), and this agent acts with what it learns from then on."""
+        vec_normalize.obs_rms, vec_normalize.ret_rms = self.obs_rms, self.ret_rms
 
     # ---- state
 
@@ -547,6 +628,10 @@ class SB3Agent(TensorAgent):
             value = _attribute(self.model, name)
             if isinstance(value, torch.Tensor):
                 tensors[f"variables/{name}"] = value.detach()
+        if self.normalize is not None:
+            for name, rms in (("obs", self.obs_rms), ("ret", self.ret_rms)):
+                tensors[f"vecnormalize/{name}_mean"] = torch.as_tensor(np.asarray(rms.mean, dtype=np.float64))
+                tensors[f"vecnormalize/{name}_var"] = torch.as_tensor(np.asarray(rms.var, dtype=np.float64))
         return tensors
 
     def state_json(self) -> dict[str, Any]:
@@ -566,6 +651,9 @@ class SB3Agent(TensorAgent):
             "num_updates": int(self.num_updates),
             "sb3_version": stable_baselines3.__version__,
             "optimizer_state_saved": False,
+            "vecnormalize": None if self.normalize is None else {
+                "kwargs": self.normalize, "obs_count": float(self.obs_rms.count), "ret_count": float(self.ret_rms.count),
+            },
         }
 
     def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
@@ -588,12 +676,34 @@ class SB3Agent(TensorAgent):
                     if name not in self._variable_names():
                         raise ValueError(f"unexpected variable '{name}' (this model has {', '.join(self._variable_names()) or 'none'})")
                     _attribute(self.model, name).copy_(value)
+        self._load_normalizer(tensors, state.get("vecnormalize"))
         for counter in ("global_step", "num_episodes", "num_updates"):
             value = state.get(counter, 0)
             if not _is_int(value) or value < 0:
                 raise ValueError(f"'{counter}' must be a non-negative integer, got {value!r}")
             setattr(self, counter, value)
         self.model.num_timesteps = self.global_step
+
+    def _load_normalizer(self, tensors: dict[str, Any], saved: Any) -> None:
+        """VecNormalize statistics from a checkpoint; a checkpoint with them and a profile without
+        ``normalize`` (or the other way round) is refused: the policy would see other inputs."""
+        has = any(key.startswith("vecnormalize/") for key in tensors)
+        if (self.normalize is not None) != has:
+            raise ValueError(
+                "the checkpoint was saved " + ("with" if has else "without") + " VecNormalize statistics, and the profile's "
+                "config.normalize is " + ("off" if has else "on") + ": set config.normalize as the run was trained"
+            )
+        if not has:
+            return
+        counts = saved if isinstance(saved, dict) else {}
+        for name, rms in (("obs", self.obs_rms), ("ret", self.ret_rms)):
+            mean, var = (tensors.get(f"vecnormalize/{name}_{part}") for part in ("mean", "var"))
+            if mean is None or var is None or tuple(mean.shape) != tuple(np.shape(rms.mean)) or tuple(var.shape) != tuple(np.shape(rms.var)):
+                raise ValueError(f"the checkpoint's VecNormalize statistics for '{name}' are missing or of another shape than {np.shape(rms.mean)}")
+            count = counts.get(f"{name}_count")
+            if isinstance(count, bool) or not isinstance(count, int | float) or not count > 0:
+                raise ValueError(f"the checkpoint's VecNormalize '{name}_count' must be a positive number, got {count!r}")
+            rms.mean, rms.var, rms.count = mean.double().numpy().copy(), var.double().numpy().copy(), float(count)
 
     def _variable_names(self) -> list[str]:
         return list(self.model._get_torch_save_params()[1])
@@ -644,7 +754,13 @@ def train_sb3(
     from daedalus.envs.sb3 import sb3_vec_env
 
     context = context or default_context(agent.agent_id, env_factory, artifacts, save_callback)
-    vec_env = sb3_vec_env(context.make_env, context.num_envs, context.seed)
+    timed_env = sb3_vec_env(context.make_env, context.num_envs, context.seed, subprocesses=context.vectorization == "async")
+    vec_env = timed_env
+    if agent.normalize is not None:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        vec_env = VecNormalize(timed_env, **agent.normalize)
+        agent.attach_normalizer(vec_env)
     try:
         resumed = agent.global_step > 0
         if resumed:
@@ -662,7 +778,7 @@ def train_sb3(
         # The schedule runs open-ended while SB3 learns (SB3 finishes the rollout that crosses
         # total_steps and learns from it); its last log and evaluation come after learn().
         open_ended = dataclasses.replace(config, total_steps=2**62)
-        callback = _callback_class()(agent, latest, vec_env, config.total_steps)
+        callback = _callback_class()(agent, latest, timed_env, config.total_steps)
         schedule = TrainingSchedule(agent, open_ended, context, env_factory, artifacts, callback)
         callback.schedule = schedule
         remaining = config.total_steps - agent.global_step

@@ -38,16 +38,17 @@ class SpacesEnv(gym.Env):
         raise RuntimeError("SpacesEnv only describes spaces; it cannot be stepped.")
 
 
-def sb3_vec_env(make_env: Callable[[int | None], Any], num_envs: int, seed: int | None) -> Any:
+def sb3_vec_env(make_env: Callable[[int | None], Any], num_envs: int, seed: int | None, subprocesses: bool = False) -> Any:
     """``make_vec_env(make_env, n_envs=num_envs, seed=seed)``, with the profile's env factory.
 
     Each copy is built unseeded (``make_env(None)``), its action space seeded ``seed + i``
     and wrapped in SB3's ``Monitor`` (episode returns in ``info["episode"]``); the copies run
-    in a ``DummyVecEnv`` whose first reset is seeded ``seed + i``. Wrapped by
-    :func:`timed`, which only measures (``env_time``).
+    in a ``DummyVecEnv`` (``subprocesses``: a ``SubprocVecEnv``, one process per copy, as
+    ``make_vec_env(..., vec_env_cls=SubprocVecEnv)``) whose first reset is seeded ``seed + i``.
+    Wrapped by :func:`timed`, which only measures (``env_time``).
     """
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     def thunk(rank: int) -> Callable[[], Any]:
         def build() -> Any:
@@ -58,7 +59,7 @@ def sb3_vec_env(make_env: Callable[[int | None], Any], num_envs: int, seed: int 
 
         return build
 
-    vec = DummyVecEnv([thunk(rank) for rank in range(num_envs)])
+    vec = (SubprocVecEnv if subprocesses else DummyVecEnv)([thunk(rank) for rank in range(num_envs)])
     vec.seed(seed)
     return timed(vec)
 
