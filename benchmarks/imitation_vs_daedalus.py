@@ -187,7 +187,7 @@ def run_daedalus(method: str, seed: int, demos: Path, spec: dict[str, Any], budg
                 "vf_coef", "max_grad_norm", "hidden_sizes", "disc_hidden_sizes", "disc_learning_rate", "disc_updates_per_round",
                 "disc_batch_size"]
         config = {key: spec[key] for key in keys}
-        config.update({"anneal_lr": False, "disc_activation": "tanh"})
+        config.update({"anneal_lr": False, "disc_activation": "tanh", "disc_init": "torch"})  # imitation's reward nets: PyTorch's init
         if method == "airl":
             config.update({"state_only": spec["state_only"], "reward": "shaped"})
         profile = {"agent_id": method, "num_envs": spec["num_envs"]}

@@ -288,3 +288,21 @@ def test_example_profiles_train_and_evaluate_through_the_cli(tmp_path: Path, exa
     cli("train", str(EXAMPLES / example), "--runs-dir", "runs", *(arg for o in overrides for arg in ("--set", o)))
     (run,) = (tmp_path / "runs").glob(example.removesuffix(".yaml") + "-*")
     assert "over 2 episodes (deterministic)" in cli("evaluate", str(run), "--episodes", "2")
+
+
+def test_disc_init_torch_is_pytorchs_default_and_seeded() -> None:
+    from daedalus.algos.gail import init_discriminator
+
+    env = gym.make("CartPole-v1")
+    agents = [make_airl_agent(env.observation_space, env.action_space, AIRLConfig(disc_init=init), seed=3) for init in ("torch", "torch", "orthogonal")]
+    torch_init, again, orthogonal = (dict(a.discriminator.named_parameters()) for a in agents)
+    assert all(torch.equal(torch_init[k], again[k]) for k in torch_init)  # seeded
+    assert not torch.equal(torch_init["reward_head.weight"], orthogonal["reward_head.weight"])
+    for name, layer in agents[0].discriminator.named_modules():
+        if isinstance(layer, torch.nn.Linear):
+            bound = 1 / math.sqrt(layer.in_features)  # kaiming_uniform(a=sqrt(5)) and the bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound, name
+    # the orthogonal head (std 1.0) has weights outside that bound
+    assert orthogonal["reward_head.weight"].abs().max() > 1 / math.sqrt(64)
+    with pytest.raises(ValueError, match="unknown disc_init 'xavier'"):
+        init_discriminator(agents[0].discriminator, "xavier")

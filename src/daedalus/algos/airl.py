@@ -39,10 +39,12 @@ from gymnasium import spaces
 from torch import nn
 
 from daedalus.algos.gail import (
+    DISC_INITS,
     AdversarialAgent,
     TransitionBatch,
     check_demos_given,
     generator_config,
+    init_discriminator,
     train_adversarial,
 )
 from daedalus.algos.on_policy import ActorCriticAgent, OnPolicyConfig
@@ -84,6 +86,12 @@ class AIRLConfig(OnPolicyConfig):
     # ---- the discriminator (as GAILConfig; here the networks g and h)
     disc_hidden_sizes: list[int] = param([64, 64], "Hidden layer sizes of the reward network g and of the potential h.", AT_LEAST_ONE)
     disc_activation: str = param("tanh", f"Hidden activation of g and h: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    disc_init: str = param(
+        "orthogonal",
+        "Initial weights of g and h: 'orthogonal' (Daedalus's layer_init, as the policy's) or 'torch' (PyTorch's "
+        "default nn.Linear init, what imitation's reward nets use).",
+        choices=list(DISC_INITS),
+    )
     disc_learning_rate: float = param(3e-4, "Adam learning rate of the discriminator (g and h).", POSITIVE)
     disc_updates_per_round: int = param(4, "Discriminator gradient steps after each rollout (imitation's n_disc_updates_per_round).", AT_LEAST_ONE)
     disc_batch_size: int = param(256, "Expert transitions per discriminator step, with as many of the rollout's (imitation's demo_batch_size).", AT_LEAST_ONE)
@@ -183,6 +191,7 @@ def make_airl_agent(
         if seed is not None:
             torch.manual_seed(seed + 1)
         net = AIRLRewardNet(int(np.prod(generator.obs_shape)), action_space, config.disc_hidden_sizes, config.disc_activation, config.state_only)
+        init_discriminator(net, config.disc_init)
     return AdversarialAgent(generator, net, config.disc_learning_rate, seed)
 
 

@@ -383,16 +383,7 @@ def train_replay(
         buffer = agent.buffer
         collector = Collector(source, buffer, policy=agent.explore, action_to_env=action_to_env)
         schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, collector, evaluator=evaluator)
-        # Metrics of the last update (tensors: no sync per step); a resumed run starts with the
-        # values its checkpoint saw, so that its log rows read as the uninterrupted run's.
-        latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
-        context.extras["last_update_metrics"] = latest
-
-        def current_metrics() -> dict[str, float]:
-            logged = {key: float(value) for key, value in latest.items()}
-            if extra_metrics is not None:
-                logged.update(extra_metrics())
-            return logged
+        latest, current_metrics = _update_metrics(context, extra_metrics)
 
         collector.reset(seed=context.seed)
         rows = source.batch_size
@@ -484,14 +475,7 @@ def _train_replay_rounds(
     policies = {DEFAULT_GROUP: ExplorePolicy(agent, action_to_env)}
     source.reset(seed=context.seed)  # before the training clock starts: starts the workers
     schedule = TrainingSchedule(agent, config, context, env_factory, artifacts, source, evaluator=evaluator)
-    latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
-    context.extras["last_update_metrics"] = latest
-
-    def current_metrics() -> dict[str, float]:
-        logged = {key: float(value) for key, value in latest.items()}
-        if extra_metrics is not None:
-            logged.update(extra_metrics())
-        return logged
+    latest, current_metrics = _update_metrics(context, extra_metrics)
 
     every = config.train_frequency_steps
     options = getattr(source, "options", None)
@@ -509,6 +493,24 @@ def _train_replay_rounds(
             break
     schedule.finish()
     return agent
+
+
+def _update_metrics(
+    context: TrainContext, extra_metrics: Callable[[], dict[str, float]] | None,
+) -> tuple[dict[str, Any], Callable[[], dict[str, float]]]:
+    """The dict the replay loops keep the last update's metrics in (tensors: no sync per step) and
+    the function that logs them. A resumed run starts with the values its checkpoint saw, so that
+    its log rows read as the uninterrupted run's."""
+    latest: dict[str, Any] = dict(context.extras.get("last_update_metrics") or {})
+    context.extras["last_update_metrics"] = latest
+
+    def current_metrics() -> dict[str, float]:
+        logged = {key: float(value) for key, value in latest.items()}
+        if extra_metrics is not None:
+            logged.update(extra_metrics())
+        return logged
+
+    return latest, current_metrics
 
 
 def _advance_and_learn(

@@ -13,10 +13,10 @@ either sign) is the unbiased choice there and on fixed-length episodes.
 
 One file, top to bottom in the order the algorithm runs: config → discriminator → agent →
 expert data → loss and reward → training (a round: collect with PPO's loop; relabel the rollout's
-rewards with the discriminator; update the discriminator on the rollout against expert samples;
-PPO update on the relabelled rollout) → registration. The round is
-:func:`daedalus.algos.on_policy.train_on_policy` with its one relabel point (``reward_fn``);
-AIRL (:mod:`daedalus.algos.airl`) reuses the agent, the expert data and the round with its own
+rewards with the discriminator; PPO update on the relabelled rollout; update the discriminator on
+the rollout against expert samples: imitation's order) → registration. The round is
+:func:`daedalus.algos.on_policy.train_on_policy` with its relabel point (``reward_fn``) and its
+``after_update`` hook; AIRL (:mod:`daedalus.algos.airl`) reuses the agent, the expert data and the round with its own
 discriminator.
 """
 
@@ -66,6 +66,7 @@ __all__ = [
     "gail_reward",
     "generator_config",
     "gradient_penalty",
+    "init_discriminator",
     "load_expert",
     "make_gail_agent",
     "train_adversarial",
@@ -74,6 +75,9 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- config
+
+#: ``disc_init`` choices (see :func:`init_discriminator`).
+DISC_INITS = ("orthogonal", "torch")
 
 
 @dataclass
@@ -99,6 +103,12 @@ class GAILConfig(OnPolicyConfig):
     # ---- the discriminator
     disc_hidden_sizes: list[int] = param([64, 64], "Hidden layer sizes of the discriminator MLP.", AT_LEAST_ONE)
     disc_activation: str = param("tanh", f"Hidden activation of the discriminator: one of {sorted(ACTIVATIONS)}.", choices=sorted(ACTIVATIONS))
+    disc_init: str = param(
+        "orthogonal",
+        "Initial weights of the discriminator: 'orthogonal' (Daedalus's layer_init, as the policy's) or 'torch' (PyTorch's "
+        "default nn.Linear init, what imitation's reward nets use).",
+        choices=list(DISC_INITS),
+    )
     disc_learning_rate: float = param(3e-4, "Adam learning rate of the discriminator.", POSITIVE)
     disc_updates_per_round: int = param(4, "Discriminator gradient steps after each rollout (imitation's n_disc_updates_per_round).", AT_LEAST_ONE)
     disc_batch_size: int = param(256, "Expert transitions per discriminator step, with as many of the rollout's (imitation's demo_batch_size).", AT_LEAST_ONE)
@@ -162,6 +172,18 @@ class Discriminator(nn.Module):
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch,)`` for preprocessed observations and :func:`action_features`."""
         return self.head(self.trunk(torch.cat([obs, actions], dim=-1))).squeeze(-1)
+
+
+def init_discriminator(module: nn.Module, how: str) -> nn.Module:
+    """``how="torch"``: every ``nn.Linear`` of ``module`` back to PyTorch's default init (from the
+    global torch RNG); ``"orthogonal"``: as built (:func:`~daedalus.nn.networks.layer_init`)."""
+    if how not in DISC_INITS:
+        raise ValueError(f"unknown disc_init {how!r}; choose one of {DISC_INITS}")
+    if how == "torch":
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+    return module
 
 
 # --------------------------------------------------------------------------- agent
@@ -249,6 +271,7 @@ def make_gail_agent(
         if seed is not None:
             torch.manual_seed(seed + 1)
         discriminator = Discriminator(int(np.prod(generator.obs_shape)), action_space, config.disc_hidden_sizes, config.disc_activation)
+        init_discriminator(discriminator, config.disc_init)
     return AdversarialAgent(generator, discriminator, config.disc_learning_rate, seed)
 
 
@@ -337,15 +360,17 @@ def policy_log_probs(generator: ActorCriticAgent, obs: np.ndarray, env_actions: 
         return dist.log_prob(actions).cpu().numpy().astype(np.float32)
 
 
-def rollout_batch(trajectory: Trajectory, agent: AdversarialAgent) -> TransitionBatch:
-    """Every row of a rollout (valid or not) as the discriminator reads it; ``log_probs`` are the
-    collection policy's, which is the current one (the discriminator learns before PPO updates)."""
+def rollout_batch(trajectory: Trajectory, agent: AdversarialAgent, recompute_log_probs: bool = False) -> TransitionBatch:
+    """Every row of a rollout (valid or not) as the discriminator reads it. ``log_probs``: the
+    collection policy's, or (``recompute_log_probs``) the generator's current policy's."""
     rows = trajectory.num_transitions
     generator = agent.generator
     actions = to_env_actions(trajectory.actions.reshape(rows, *trajectory.actions.shape[2:]), generator.action_space)
+    obs = trajectory.obs.reshape(rows, -1)
+    log_probs = policy_log_probs(generator, obs, actions) if recompute_log_probs else trajectory.extras["log_probs"].reshape(rows)
     return _to_batch(
-        generator, trajectory.obs.reshape(rows, -1), action_features(actions, generator.action_space),
-        trajectory.next_obs.reshape(rows, -1), trajectory.terminated.reshape(rows), trajectory.extras["log_probs"].reshape(rows),
+        generator, obs, action_features(actions, generator.action_space),
+        trajectory.next_obs.reshape(rows, -1), trajectory.terminated.reshape(rows), log_probs,
     )
 
 
@@ -419,11 +444,12 @@ def train_adversarial(
 ) -> AdversarialAgent:
     """PPO on learned rewards until ``config.total_steps``: GAIL's and AIRL's round.
 
-    Every rollout, in :func:`train_on_policy`'s relabel point: (1) the rollout's rewards become
+    Every rollout: (1) in :func:`train_on_policy`'s relabel point, the rollout's rewards become
     ``reward(agent, rollout)`` under the discriminator the policy was trained against (as imitation
-    does); (2) the discriminator takes ``config.disc_updates_per_round`` steps of
-    :func:`discriminator_loss` (plus the gradient penalty) on ``config.disc_batch_size`` expert
-    transitions and as many of the rollout's. Then PPO updates on the relabelled rollout. Metrics
+    does); PPO updates on the relabelled rollout; (2) in its ``after_update`` hook, the discriminator
+    takes ``config.disc_updates_per_round`` steps of :func:`discriminator_loss` (plus the gradient
+    penalty) on ``config.disc_batch_size`` expert transitions and as many of the rollout's, with
+    ``log pi(a|s)`` (AIRL) of the updated policy on both halves: imitation's round. Metrics
     are logged as ``<algo>/disc_loss``, ``<algo>/disc_acc_expert``, ``<algo>/disc_acc_gen`` and
     ``<algo>/reward_mean``. ``with_log_probs``: the discriminator needs ``log pi(a|s)`` (AIRL).
     """
@@ -439,13 +465,19 @@ def train_adversarial(
     grad_penalty = float(getattr(config, "disc_grad_penalty", 0.0))  # GAIL's option; AIRL has none
 
     def relabel(trajectory: Trajectory) -> tuple[np.ndarray, dict[str, float]]:
+        """(1) The rollout's rewards, from the discriminator its policy was trained against."""
         batch = rollout_batch(trajectory, agent)
-        valid = np.flatnonzero(trajectory.valid.reshape(-1))
-        # (1) rewards from the discriminator that the rollout's policy was trained against
+        valid = trajectory.valid.reshape(-1)
         with torch.no_grad():
             rewards = reward(agent, batch).cpu().numpy().astype(np.float32)
-        rewards[np.setdiff1d(np.arange(len(rewards)), valid)] = 0.0  # rows where no action was applied
-        # (2) the discriminator learns on this rollout against expert samples
+        rewards[~valid] = 0.0  # rows where no action was applied
+        return rewards.reshape(trajectory.rewards.shape), {f"{prefix}/reward_mean": float(rewards[valid].mean()) if valid.any() else 0.0}
+
+    def learn_discriminator(trajectory: Trajectory) -> dict[str, float]:
+        """(2) After the PPO update: the discriminator learns on this rollout against expert samples,
+        ``log pi`` (AIRL) from the updated policy for both halves, as in imitation's round."""
+        batch = rollout_batch(trajectory, agent, recompute_log_probs=with_log_probs)
+        valid = np.flatnonzero(trajectory.valid.reshape(-1))
         collected: list[dict[str, torch.Tensor]] = []
         for _ in range(config.disc_updates_per_round):
             expert_rows = agent.rng.choice(len(expert), config.disc_batch_size, replace=len(expert) < config.disc_batch_size)
@@ -463,9 +495,7 @@ def train_adversarial(
             agent.disc_optimizer.step()
             agent.num_disc_updates += 1
             collected.append(metrics)
-        out = {f"{prefix}/{key}": float(torch.stack([m[key] for m in collected]).mean()) for key in collected[0]}
-        out[f"{prefix}/reward_mean"] = float(rewards.reshape(-1)[valid].mean()) if len(valid) else 0.0
-        return rewards.reshape(trajectory.rewards.shape), out
+        return {f"{prefix}/{key}": float(torch.stack([m[key] for m in collected]).mean()) for key in collected[0]}
 
     ppo = generator_config(config)
     loss_fn = custom_loss(context, config.loss, ppo_loss)
@@ -476,7 +506,7 @@ def train_adversarial(
         metrics["charts/clip_coef"] = clip_coef
         return metrics
 
-    train_on_policy(env_factory, agent.generator, ppo, artifacts, save_callback, context, update, reward_fn=relabel)
+    train_on_policy(env_factory, agent.generator, ppo, artifacts, save_callback, context, update, reward_fn=relabel, after_update=learn_discriminator)
     return agent
 
 

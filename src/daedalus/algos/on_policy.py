@@ -4,7 +4,8 @@ The loop reads top to bottom: collect ``num_steps`` steps from every env copy (o
 forward per step), bootstrap truncated episodes from their real final observation, compute
 GAE targets, hand the flat batch to the algorithm's ``update``, then log, evaluate and
 checkpoint. Between collection and the targets, an optional ``reward_fn`` (GAIL, AIRL) replaces
-the learning rewards with learned ones; logged episode returns stay the environment's. An
+the learning rewards with learned ones (logged episode returns stay the environment's), and an
+optional ``after_update`` learns from the rollout once the policy has (their discriminator). An
 algorithm file (``ppo.py``, ``a2c.py``) supplies its config, its optimizer and its
 ``update(agent, batch, progress_remaining) -> metrics``.
 """
@@ -366,6 +367,10 @@ Update = Callable[[ActorCriticAgent, RolloutBatch, float], dict[str, float]]
 #: episode returns stay the environment's), and metrics to log with the update's (GAIL's and AIRL's
 #: discriminator: it is the one place between collection and advantages where rewards are relabelled).
 RewardFn = Callable[[Trajectory], tuple[np.ndarray, dict[str, float]]]
+#: ``after_update(trajectory) -> metrics``: called once the update on ``trajectory`` is done, before
+#: metrics, evaluation and checkpoints (GAIL's and AIRL's discriminator learns here: on the rollout,
+#: seen by the updated policy, as in imitation's round).
+AfterUpdate = Callable[[Trajectory], dict[str, float]]
 
 
 # --------------------------------------------------------------------------- training loop
@@ -381,6 +386,7 @@ def train_on_policy(
     update: Update,
     *,
     reward_fn: RewardFn | None = None,
+    after_update: AfterUpdate | None = None,
 ) -> ActorCriticAgent:
     """Collect rollouts and call ``update`` until ``config.total_steps`` (continues from ``agent.global_step``).
 
@@ -389,13 +395,14 @@ def train_on_policy(
     envs are built from ``env_factory`` and checkpoints go through ``save_callback``.
     Writes ``artifacts["evaluations"]`` (step, mean_return, std_return, train_seconds) and
     ``artifacts["time_split"]`` (seconds in env / inference / learn).
-    ``reward_fn`` (see :data:`RewardFn`): learned rewards replace the env's for learning (GAIL, AIRL).
+    ``reward_fn`` (see :data:`RewardFn`): learned rewards replace the env's for learning (GAIL, AIRL);
+    ``after_update`` (see :data:`AfterUpdate`): what learns from the rollout after the policy did.
     """
     from daedalus.algos.multi_policy import PolicySet, train_policy_set
 
     if isinstance(agent, PolicySet):  # a multi-agent env: several policies at once
-        if reward_fn is not None:
-            raise ValueError("learned rewards (reward_fn) are not supported with several policies yet")
+        if reward_fn is not None or after_update is not None:
+            raise ValueError("learned rewards (reward_fn, after_update) are not supported with several policies yet")
         if context is None:
             raise ValueError("training several policies needs the run's context (daedalus train, or daedalus.train())")
         train_policy_set(env_factory, agent, config, artifacts, context, update, ActorCriticPolicy)
@@ -411,7 +418,7 @@ def train_on_policy(
                 f"{agent.algo}: periodic evaluation of multi-agent environments ({source.num_agents} agents per "
                 "copy) is not supported yet. Set config.eval_every_steps: 0 and config.final_eval_episodes: 0."
             )
-        _train_loop(source, env_factory, agent, config, artifacts, context, update, reward_fn=reward_fn)
+        _train_loop(source, env_factory, agent, config, artifacts, context, update, reward_fn=reward_fn, after_update=after_update)
     finally:
         summary = getattr(source, "summary", None)
         if summary is not None:
@@ -431,6 +438,7 @@ def _train_loop(
     update: Update,
     *,
     reward_fn: RewardFn | None = None,
+    after_update: AfterUpdate | None = None,
 ) -> None:
     policies = {DEFAULT_GROUP: ActorCriticPolicy(agent)}
     source.reset(seed=context.seed)  # before the training clock starts (Ray: starts the workers)
@@ -471,6 +479,8 @@ def _train_loop(
         metrics = update(agent, storage.flat_batch(agent.device), progress_remaining)
         metrics["charts/learning_rate"] = agent.optimizer.param_groups[0]["lr"]
         metrics.update(reward_metrics)
+        if after_update is not None:
+            metrics.update(after_update(trajectory))
         schedule.learn_time += schedule.clock() - start
         stop = schedule.update_end(agent.num_updates, partial(dict, metrics)) or stop
 

@@ -52,7 +52,7 @@ from daedalus.rollout.contract import (
     StepBatch,
     Trajectory,
 )
-from daedalus.rollout.source import play_episodes
+from daedalus.rollout.source import EpisodeEnvs
 
 __all__ = ["RayOptions", "RaySource", "RolloutWorkersFailed", "connect", "import_ray", "ray_source", "worker_source"]
 
@@ -346,7 +346,7 @@ class RaySource:
         self._weights_ref: Any = None
         self._weights_version = -1
         self._consecutive_failures = 0
-        self._episode_envs: list[Any] = []
+        self._episode_envs = EpisodeEnvs(make_env)
         self._team_returns: list[float] = []
         self._group_returns: dict[str, list[float]] = {}
         self.last_num_envs = self.num_envs
@@ -606,16 +606,10 @@ class RaySource:
         num_envs: int | None = None,
     ) -> EpisodeStats:
         """Play exactly ``n`` episodes on env copies in this (the driver's) process."""
-        if self.make_env is None:
-            raise ValueError("RaySource.episodes() needs make_env (single env copies to play on)")
-        count = max(1, min(n, num_envs or n))
-        while len(self._episode_envs) < count:
-            index = len(self._episode_envs)
-            self._episode_envs.append(self.make_env(None if seed is None else seed + index))
         policy = policies[DEFAULT_GROUP] if DEFAULT_GROUP in policies else next(iter(policies.values()))
         transform = self.obs_transform
-        return play_episodes(
-            self._episode_envs[:count], policy, n, deterministic, seed, max_steps, on_frame,
+        return self._episode_envs.play(
+            "RaySource", policy, n, deterministic, seed, max_steps, on_frame, num_envs,
             obs_transform=None if transform is None else (lambda obs: transform(obs, False)),
         )
 
@@ -633,9 +627,7 @@ class RaySource:
             _await_exit(self.ray, actors)
         self._workers.clear()
         self._pending.clear()
-        for env in self._episode_envs:
-            env.close()
-        self._episode_envs.clear()
+        self._episode_envs.close()
         disconnect(self._connection)
 
 

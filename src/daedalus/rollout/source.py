@@ -60,7 +60,7 @@ class LocalSource:
         self.inference_time = 0.0
         self.obs: np.ndarray | None = None
         self._policy_state: Any = None
-        self._episode_envs: list[Any] = []
+        self._episode_envs = EpisodeEnvs(make_env)
         #: Records every reset and action for exact resume (set by the run; see :mod:`daedalus.rollout.journal`).
         self.journal: EnvJournal | None = None
         self._env_time_offset = 0.0  # env time spent replaying a journal: not training time
@@ -219,23 +219,15 @@ class LocalSource:
         Episode ``i`` is reset with ``seed + i`` whichever copy plays it, so the result does not
         depend on how many copies run. The copies are built once with ``make_env`` and reused.
         """
-        if self.make_env is None:
-            raise ValueError("LocalSource.episodes() needs make_env (single env copies to play on)")
-        count = max(1, min(n, num_envs or n))
-        while len(self._episode_envs) < count:
-            index = len(self._episode_envs)
-            self._episode_envs.append(self.make_env(None if seed is None else seed + index))
-        return play_episodes(
-            self._episode_envs[:count], _only_group(policies), n, deterministic, seed, max_steps, on_frame,
+        return self._episode_envs.play(
+            "LocalSource", _only_group(policies), n, deterministic, seed, max_steps, on_frame, num_envs,
             obs_transform=None if self.obs_transform is None else (lambda obs: self._transform(obs, update=False)),
         )
 
     def close(self) -> None:
         """Close the worker and the episode env copies."""
         self.worker.close()
-        for env in self._episode_envs:
-            env.close()
-        self._episode_envs.clear()
+        self._episode_envs.close()
 
 
 def local_source(
@@ -274,6 +266,44 @@ def _only_group(policies: Mapping[str, Policy]) -> Policy:
 
 
 # --------------------------------------------------------------------------- whole episodes
+
+
+class EpisodeEnvs:
+    """Single env copies for whole episodes (evaluation, replay), built with ``make_env`` when first
+    needed (copy ``i`` with ``seed + i``) and reused; the part of ``episodes()`` every source shares."""
+
+    def __init__(self, make_env: Callable[[int | None], Any] | None) -> None:
+        self.make_env = make_env
+        self.envs: list[Any] = []
+
+    def play(
+        self,
+        owner: str,
+        policy: Policy,
+        n: int,
+        deterministic: bool,
+        seed: int | None,
+        max_steps: int | None,
+        on_frame: FrameCallback | None,
+        num_envs: int | None,
+        obs_transform: Callable[[Any], Any] | None = None,
+    ) -> EpisodeStats:
+        """:func:`play_episodes` on up to ``num_envs`` (default ``n``) of the copies; ``owner`` names
+        the source in the error when it has no ``make_env``."""
+        if self.make_env is None:
+            raise ValueError(f"{owner}.episodes() needs make_env (single env copies to play on)")
+        count = max(1, min(n, num_envs or n))
+        while len(self.envs) < count:
+            index = len(self.envs)
+            self.envs.append(self.make_env(None if seed is None else seed + index))
+        return play_episodes(self.envs[:count], policy, n, deterministic, seed, max_steps, on_frame, obs_transform=obs_transform)
+
+    def close(self) -> None:
+        """Close every copy built so far (idempotent)."""
+        for env in self.envs:
+            env.close()
+        self.envs.clear()
+
 
 
 def play_episodes(
