@@ -25,8 +25,10 @@ Protocol:
   annealed linearly to 0 over the budget, gamma 0.95, GAE lambda 0.95, entropy 0.01, clip 0.2, value
   loss coefficient 0.5 without value clipping, gradient norm 0.5, separate 64x64 tanh actor and
   critic, no KL penalty, 1 torch thread per process;
-- Daedalus: ``daedalus.train(examples/multiagent/simple_spread.yaml)``, 8 copies in one process,
-  periodic evaluation and checkpoints off; steps/s on its training clock (``time_split``);
+- Daedalus: ``daedalus.train(examples/multiagent/simple_spread.yaml)`` with ``rollout.vectorization:
+  async`` (``--daedalus-vectorization``): the 8 copies split over one child process per core (2 x 4,
+  as RLlib's runners), policy and learner in the main process; ``sync``: all 8 copies in the main
+  process. Periodic evaluation and checkpoints off; steps/s on its training clock (``time_split``);
 - RLlib (new API stack): ``num_env_runners=2`` remote runners x 4 copies each (one runner per core,
   8 copies in all), ``rollout_fragment_length=100``, learner in the driver; steps/s = env steps
   sampled / wall seconds of the ``algo.train()`` calls (Ray start-up and building the algorithm
@@ -153,14 +155,14 @@ def run_rllib(steps: int, seed: int, episodes: int, runners: int) -> dict[str, A
 # --------------------------------------------------------------------------- Daedalus (this venv)
 
 
-def run_daedalus(steps: int, seed: int, episodes: int) -> dict[str, Any]:
+def run_daedalus(steps: int, seed: int, episodes: int, vectorization: str = "async") -> dict[str, Any]:
     import daedalus
     from daedalus import api
 
     with tempfile.TemporaryDirectory() as runs:
         run = daedalus.train(PROFILE, runs_dir=runs, overrides=[
             f"config.total_steps={steps}", f"seed={seed}", "config.eval_every_steps=0", "config.final_eval_episodes=0",
-            "config.checkpoint_every_steps=0", "config.log_every_steps=1000000000",
+            "config.checkpoint_every_steps=0", "config.log_every_steps=1000000000", f"rollout.vectorization={vectorization}",
         ])
         if run.status != "completed":
             raise RuntimeError(f"daedalus run {run.status}: {run.error}")
@@ -210,6 +212,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--episodes", type=int, default=200, help="greedy evaluation episodes per trained policy")
     parser.add_argument("--random-steps", type=int, default=100_000, help="env steps of the random-policy measurement")
+    parser.add_argument("--daedalus-vectorization", default="async", choices=["sync", "async"],
+                        help="Daedalus's rollout.vectorization: async splits the 8 copies over one child process per core (as RLlib's runners)")
     parser.add_argument("--rllib-runners", type=int, default=2, help="RLlib remote env runners (8 copies split among them)")
     parser.add_argument("--rllib-python", default=str(ROOT / "benchmarks" / ".venv-rllib" / "bin" / "python"))
     parser.add_argument("--skip", default="", help="comma-separated subset of random,rllib,daedalus to leave out")
@@ -228,14 +232,14 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {"random": [], "rllib": [], "daedalus": []}
     print(f"simple_spread N=3 max_cycles=25 discrete; {args.steps:,} env steps per run; seeds {seeds}; "
           f"{args.episodes} greedy eval episodes; torch {torch.__version__}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; Daedalus vectorization {args.daedalus_vectorization}", flush=True)
     for seed in seeds:
         if "random" not in skip:
             rows["random"].append(run_random(args.random_steps, seed))
         if "rllib" not in skip:
             rows["rllib"].append(rllib_subprocess(args.rllib_python, args.steps, seed, args.episodes, args.rllib_runners))
         if "daedalus" not in skip:
-            rows["daedalus"].append(run_daedalus(args.steps, seed, args.episodes))
+            rows["daedalus"].append(run_daedalus(args.steps, seed, args.episodes, args.daedalus_vectorization))
         for lib, rs in rows.items():
             if rs and len(rs) == seeds.index(seed) + 1:
                 r = rs[-1]

@@ -460,6 +460,69 @@ def test_subprocess_copies_train_exactly_as_in_process_ones(workdir: Path) -> No
     assert child.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]
 
 
+def test_async_copies_train_exactly_as_in_process_ones(workdir: Path) -> None:
+    """rollout: {vectorization: async} splits the copies over child processes stepped at once."""
+    local = daedalus.train(write(workdir / "tag.yaml", TAG), runs_dir=workdir / "local")
+    text = TAG.replace("  num_envs: 2\n", "  num_envs: 2\n  rollout: {vectorization: async}\n", 1)
+    split = daedalus.train(write(workdir / "tag_async.yaml", text), runs_dir=workdir / "async")
+    assert split.status == "completed"
+    a = load_file(str(local.path / "checkpoints/final/weights.safetensors"))
+    b = load_file(str(split.path / "checkpoints/final/weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert split.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]
+
+
+@pytest.mark.parametrize(("env_id", "env_args", "copies"), [
+    ("mpe2:simple_tag_v3", {"max_cycles": 7, "continuous_actions": False}, 3),  # two groups, episodes end every 7 steps
+    ("pettingzoo.classic:tictactoe_v3", {}, 3),  # AEC: one agent acts at a time, action masks
+])
+def test_parallel_copies_step_exactly_like_one_vector_env(env_id: str, env_args: dict[str, object], copies: int) -> None:
+    from functools import partial
+
+    from daedalus.envs.pettingzoo import NamedMultiAgentVecEnv, make_pettingzoo
+    from daedalus.rollout.multiagent import ParallelNamedVecEnv, _slice
+
+    make_env = partial(_make_pz, env_id, env_args)
+    probe = make_pettingzoo(env_id, env_args)
+    agents = list(probe.possible_agents)
+    groups = {"first": [a for a in agents if a.startswith(agents[0][:3])], "rest": [a for a in agents if not a.startswith(agents[0][:3])]}
+    groups = {k: v for k, v in groups.items() if v}
+    one = NamedMultiAgentVecEnv(make_env, copies, groups, seed=5)
+    many = ParallelNamedVecEnv(partial(_slice, make_env, groups, {}), copies, 2, seed=5)
+    try:
+        assert many.starts == [0, 2] and many.row_names == one.row_names and many.num_rows == one.num_rows
+        first, second = one.reset(), many.reset()
+        assert all(np.array_equal(first[g], second[g]) for g in groups)
+        rng = np.random.default_rng(0)
+        ended = 0
+        for _ in range(40):
+            actions = {}
+            for g in groups:
+                mask = one.action_masks(g)
+                assert (mask is None) == (many.action_masks(g) is None)
+                if mask is not None:
+                    assert np.array_equal(mask, many.action_masks(g))
+                    actions[g] = np.array([rng.choice(np.flatnonzero(row)) for row in mask])
+                else:
+                    actions[g] = rng.integers(0, one.action_spaces[g].n, one.num_rows[g])
+            a, b = one.step(actions), many.step(actions)
+            for g in groups:
+                for field in ("obs", "rewards", "terminated", "truncated", "final_obs", "valid", "episode_returns",
+                              "episode_lengths", "episode_rows", "team_returns", "team_lengths", "ended_copies"):
+                    assert np.array_equal(getattr(a[g], field), getattr(b[g], field)), (g, field)
+            ended += len(a[next(iter(groups))].ended_copies)
+        assert ended > 0  # copies ended and were reset, in both
+    finally:
+        one.close()
+        many.close()
+
+
+def _make_pz(env_id: str, env_args: dict[str, object], seed: int | None) -> object:
+    from daedalus.envs.pettingzoo import make_pettingzoo
+
+    return make_pettingzoo(env_id, env_args)
+
+
 def test_an_env_of_no_known_kind_is_a_profile_error_at_load(workdir: Path) -> None:
     write(workdir / "odd.py", "def make_env(**kwargs):\n    return {'not': 'an env'}\n")
     profile = write(workdir / "p.yaml", "odd:\n  agent_id: ppo\n  env_id: odd.py:make_env\n")

@@ -10,6 +10,7 @@ acted (dead, not yet present and, in turn-based games, waiting agents are invali
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -379,13 +380,29 @@ class SubprocessNamedVecEnv:
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         """Reset every copy (in the child)."""
+        self.reset_async(seed)
+        return self.reset_wait()
+
+    def reset_async(self, seed: int | None = None) -> None:
+        """Ask the child to reset (answer with :meth:`reset_wait`)."""
         self._connection.send(("reset", seed))
+
+    def reset_wait(self) -> dict[str, np.ndarray]:
+        """The observations of the reset asked with :meth:`reset_async`."""
         obs, self._masks = self._connection.recv()
         return obs
 
     def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, GroupStep]:
         """One step of every copy (in the child)."""
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: Mapping[str, np.ndarray]) -> None:
+        """Send the actions; the child steps while this process goes on (answer with :meth:`step_wait`)."""
         self._connection.send(("step", {name: np.asarray(a) for name, a in actions.items()}))
+
+    def step_wait(self) -> dict[str, GroupStep]:
+        """The step asked with :meth:`step_async`."""
         steps, self._masks = self._connection.recv()
         return steps
 
@@ -406,6 +423,91 @@ class SubprocessNamedVecEnv:
         self._connection.close()
 
 
+class ParallelNamedVecEnv:
+    """``num_envs`` copies split into contiguous slices, one :class:`SubprocessNamedVecEnv` (a child
+    process) per slice, stepped at the same time (``rollout: {vectorization: async}``): what SB3's
+    SubprocVecEnv and RLlib's env runners do, for PettingZoo copies.
+
+    Copy ``i`` is built and reset with ``seed + i`` whichever child holds it, so the steps equal
+    :class:`~daedalus.envs.pettingzoo.NamedMultiAgentVecEnv`'s over all copies: rows are laid out
+    copy-major, and a child's rows, episode rows and ended copies are shifted by its slice's start.
+    ``build(num_envs, seed)`` (picklable) builds one slice's vector env.
+    """
+
+    def __init__(self, build: Callable[[int, int | None], NamedMultiAgentVecEnv], num_envs: int, workers: int, seed: int | None) -> None:
+        from functools import partial
+
+        from daedalus.envs.pettingzoo import row_name
+
+        sizes = [len(part) for part in np.array_split(np.arange(num_envs), max(1, min(workers, num_envs)))]
+        self.starts = [int(start) for start in np.cumsum([0, *sizes[:-1]])]
+        self.children: list[SubprocessNamedVecEnv] = []
+        try:
+            for start, size in zip(self.starts, sizes, strict=True):
+                self.children.append(SubprocessNamedVecEnv(partial(build, size, None if seed is None else seed + start)))
+        except BaseException:
+            self.close()
+            raise
+        first = self.children[0]
+        self.num_envs = num_envs
+        self.groups: dict[str, list[str]] = first.groups
+        self.num_rows: dict[str, int] = {name: num_envs * len(agents) for name, agents in self.groups.items()}
+        self.row_names: dict[str, list[str]] = {
+            name: [row_name(agent, copy) for copy in range(num_envs) for agent in agents] for name, agents in self.groups.items()
+        }
+        self.observation_spaces, self.action_spaces = first.observation_spaces, first.action_spaces
+        self.possible_agents, self.is_aec, self.actor_inputs = first.possible_agents, first.is_aec, first.actor_inputs
+        self._seed = seed
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Reset every copy, every child at once (copy ``i`` with ``seed + i``)."""
+        seed = self._seed if seed is None else seed
+        for child, start in zip(self.children, self.starts, strict=True):
+            child.reset_async(None if seed is None else seed + start)
+        parts = [child.reset_wait() for child in self.children]
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.groups}
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, GroupStep]:
+        """One step of every copy: each child gets its rows' actions, all step at once."""
+        for child, start in zip(self.children, self.starts, strict=True):
+            child.step_async({
+                name: np.asarray(actions[name])[start * len(agents):(start + child.num_envs) * len(agents)]
+                for name, agents in self.groups.items()
+            })
+        parts = [child.step_wait() for child in self.children]
+        return {name: self._merge(name, [part[name] for part in parts]) for name in self.groups}
+
+    def _merge(self, name: str, parts: list[GroupStep]) -> GroupStep:
+        per_copy = len(self.groups[name])
+
+        def joined(field: str) -> np.ndarray:
+            return np.concatenate([getattr(part, field) for part in parts])
+
+        step = GroupStep(joined("obs"), joined("rewards"), joined("terminated"), joined("truncated"), joined("final_obs"), joined("valid"))
+        step.episode_returns, step.episode_lengths = joined("episode_returns"), joined("episode_lengths")
+        step.episode_rows = np.concatenate([part.episode_rows + start * per_copy for part, start in zip(parts, self.starts, strict=True)])
+        step.team_returns, step.team_lengths = joined("team_returns"), joined("team_lengths")
+        step.ended_copies = np.concatenate([part.ended_copies + start for part, start in zip(parts, self.starts, strict=True)])
+        return step
+
+    def action_masks(self, group: str) -> np.ndarray | None:
+        """Every child's masks, row after row (None while no child has any)."""
+        masks = [child.action_masks(group) for child in self.children]
+        known = [mask for mask in masks if mask is not None]
+        if not known:
+            return None
+        width = known[0].shape[1]
+        return np.concatenate([
+            mask if mask is not None else np.ones((child.num_envs * len(self.groups[group]), width), dtype=bool)
+            for mask, child in zip(masks, self.children, strict=True)
+        ])
+
+    def close(self) -> None:
+        """Stop every child."""
+        for child in self.children:
+            child.close()
+
+
 def multi_agent_source(
     context: Any,
     groups: Mapping[str, list[str]],
@@ -421,12 +523,23 @@ def multi_agent_source(
         from daedalus.rollout.ray_source import ray_multi_agent_source
 
         return ray_multi_agent_source(context, groups, one_hot, critics)  # type: ignore[return-value]
-    build = partial(
-        NamedMultiAgentVecEnv, context.make_env, context.num_envs, dict(groups), seed=context.seed,
-        one_hot_agent_id=list(one_hot), centralized_critic=critic_groups(critics)[0], state_critic=critic_groups(critics)[1],
-    )
-    envs: Any = SubprocessNamedVecEnv(build) if getattr(context, "backend", "local") == "subprocess" else build()
+    settings = {
+        "one_hot_agent_id": list(one_hot), "centralized_critic": critic_groups(critics)[0], "state_critic": critic_groups(critics)[1],
+    }
+    backend, vectorization = getattr(context, "backend", "local"), getattr(context, "vectorization", "auto")
+    envs: Any
+    if backend == "local" and vectorization == "async" and context.num_envs > 1:
+        workers = min(context.num_envs, os.cpu_count() or 1)
+        envs = ParallelNamedVecEnv(partial(_slice, context.make_env, dict(groups), settings), context.num_envs, workers, context.seed)
+    else:
+        build = partial(NamedMultiAgentVecEnv, context.make_env, context.num_envs, dict(groups), seed=context.seed, **settings)
+        envs = SubprocessNamedVecEnv(build) if backend == "subprocess" else build()
     return MultiAgentSource(envs, transforms, context.journal)
+
+
+def _slice(make_env: Callable[[int | None], Any], groups: dict[str, list[str]], settings: dict[str, Any], num_envs: int, seed: int | None) -> NamedMultiAgentVecEnv:
+    """One slice of a :class:`ParallelNamedVecEnv` (module level: it travels to the child)."""
+    return NamedMultiAgentVecEnv(make_env, num_envs, groups, seed=seed, **settings)
 
 
 # --------------------------------------------------------------------------- evaluation
