@@ -477,8 +477,7 @@ def _sb3_agent_ids() -> dict[str, str]:
     out: dict[str, str] = {}
     for prefix, package in SB3_PREFIXES.items():
         if importlib.util.find_spec(package) is None:
-            extra = "sb3"
-            out[f"{prefix}:NAME"] = f"{package} algorithms by class name (not installed: pip install 'daedalus[{extra}]')"
+            out[f"{prefix}:NAME"] = f"{package} algorithms by class name (not installed: pip install 'daedalus[sb3]')"
             continue
         module_part, _, attr = SB3_LISTING.partition(":")
         out.update(getattr(importlib.import_module(module_part), attr)(prefix))

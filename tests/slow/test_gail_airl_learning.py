@@ -1,7 +1,7 @@
 """GAIL and AIRL learn CartPole-v1 from 10 expert episodes, through the Python API.
 
 The expert is the session's PPO run (``cartpole_expert``, greedy return 500); its demonstrations
-are played here (seeded, deterministic), not by ``daedalus demos record``. The runs use the
+are recorded with ``daedalus demos record``'s api (seeded, deterministic). The runs use the
 example profiles; the env's reward is never learned from, only logged. Assertions are on the
 deterministic 20-episode evaluations recorded during training and on the final one (eval.json).
 
@@ -15,43 +15,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import pytest
 
 import daedalus
-from daedalus.demos import Demonstrations, Episode
+from daedalus.api.demos import record_demos
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "imitation"
 EXPERT_EPISODES = 10
 
 
-def record_demos(run: Path, folder: Path, episodes: int = EXPERT_EPISODES, seed: int = 1000) -> Path:
-    """Play ``episodes`` greedy episodes of ``run``'s agent (reset seeds ``seed + i``) into ``folder``."""
-    agent = daedalus.load_run(run).agent
-    env = gym.make("CartPole-v1")
-    recorded = []
-    for index in range(episodes):
-        obs, _ = env.reset(seed=seed + index)
-        observations, actions, rewards = [obs], [], []
-        while True:
-            action = agent.predict(obs[None], deterministic=True)[0]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(reward)
-            if terminated or truncated:
-                break
-        recorded.append(Episode(np.array(observations), np.array(actions), np.array(rewards), terminated, truncated))
-    env.close()
-    demos = Demonstrations.from_episodes(recorded, env.observation_space, env.action_space, info={"run": str(run)})
-    assert demos.mean_return >= 475, demos.episode_returns
-    return demos.save(folder)
-
-
 @pytest.fixture(scope="module")
 def cartpole_demos(cartpole_expert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return record_demos(cartpole_expert, tmp_path_factory.mktemp("demos") / "cartpole")
+    """10 greedy episodes of the expert (reset seeds 1000+), through ``daedalus demos record``'s api."""
+    folder = tmp_path_factory.mktemp("demos") / "cartpole"
+    demos = record_demos(cartpole_expert, EXPERT_EPISODES, folder, seed=1000)
+    assert demos.mean_return >= 475, demos.episode_returns
+    return folder
 
 
 def _learns(profile: Path, demos: Path, runs_dir: Path, seed: int, within_steps: int) -> None:

@@ -448,28 +448,18 @@ def test_dqn_trains_one_shared_q_network_on_a_multi_agent_env_and_resumes_exactl
         api.load(write(workdir / "two.yaml", two))
 
 
-def test_subprocess_copies_train_exactly_as_in_process_ones(workdir: Path) -> None:
-    """rollout: {backend: subprocess} moves the copies into one child process; nothing else changes."""
+@pytest.mark.parametrize("rollout", ["{backend: subprocess}", "{vectorization: async}"])
+def test_copies_in_child_processes_train_exactly_as_in_process_ones(workdir: Path, rollout: str) -> None:
+    """backend: subprocess moves the copies into one child process; vectorization: async splits them
+    over child processes stepped at once. Nothing else changes."""
     local = daedalus.train(write(workdir / "tag.yaml", TAG), runs_dir=workdir / "local")
-    text = TAG.replace("  num_envs: 2\n", "  num_envs: 2\n  rollout: {backend: subprocess}\n", 1)
-    child = daedalus.train(write(workdir / "tag_sub.yaml", text), runs_dir=workdir / "sub")
+    text = TAG.replace("  num_envs: 2\n", f"  num_envs: 2\n  rollout: {rollout}\n", 1)
+    child = daedalus.train(write(workdir / "tag_child.yaml", text), runs_dir=workdir / "child")
     assert child.status == "completed"
     a = load_file(str(local.path / "checkpoints/final/weights.safetensors"))
     b = load_file(str(child.path / "checkpoints/final/weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert child.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]
-
-
-def test_async_copies_train_exactly_as_in_process_ones(workdir: Path) -> None:
-    """rollout: {vectorization: async} splits the copies over child processes stepped at once."""
-    local = daedalus.train(write(workdir / "tag.yaml", TAG), runs_dir=workdir / "local")
-    text = TAG.replace("  num_envs: 2\n", "  num_envs: 2\n  rollout: {vectorization: async}\n", 1)
-    split = daedalus.train(write(workdir / "tag_async.yaml", text), runs_dir=workdir / "async")
-    assert split.status == "completed"
-    a = load_file(str(local.path / "checkpoints/final/weights.safetensors"))
-    b = load_file(str(split.path / "checkpoints/final/weights.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert split.artifacts["final_evaluation"]["team_returns"] == local.artifacts["final_evaluation"]["team_returns"]
 
 
 @pytest.mark.parametrize(("env_id", "env_args", "copies"), [

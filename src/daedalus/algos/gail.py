@@ -71,6 +71,7 @@ __all__ = [
     "make_gail_agent",
     "train_adversarial",
     "train_gail",
+    "updated_log_probs",
 ]
 
 
@@ -360,18 +361,28 @@ def policy_log_probs(generator: ActorCriticAgent, obs: np.ndarray, env_actions: 
         return dist.log_prob(actions).cpu().numpy().astype(np.float32)
 
 
-def rollout_batch(trajectory: Trajectory, agent: AdversarialAgent, recompute_log_probs: bool = False) -> TransitionBatch:
-    """Every row of a rollout (valid or not) as the discriminator reads it. ``log_probs``: the
-    collection policy's, or (``recompute_log_probs``) the generator's current policy's."""
+def rollout_batch(trajectory: Trajectory, agent: AdversarialAgent) -> TransitionBatch:
+    """Every row of a rollout (valid or not) as the discriminator reads it; ``log_probs`` are the
+    collection policy's (:func:`updated_log_probs` gives the current policy's)."""
     rows = trajectory.num_transitions
     generator = agent.generator
-    actions = to_env_actions(trajectory.actions.reshape(rows, *trajectory.actions.shape[2:]), generator.action_space)
-    obs = trajectory.obs.reshape(rows, -1)
-    log_probs = policy_log_probs(generator, obs, actions) if recompute_log_probs else trajectory.extras["log_probs"].reshape(rows)
+    actions = _env_actions(trajectory, agent)
     return _to_batch(
-        generator, obs, action_features(actions, generator.action_space),
-        trajectory.next_obs.reshape(rows, -1), trajectory.terminated.reshape(rows), log_probs,
+        generator, trajectory.obs.reshape(rows, -1), action_features(actions, generator.action_space),
+        trajectory.next_obs.reshape(rows, -1), trajectory.terminated.reshape(rows), trajectory.extras["log_probs"].reshape(rows),
     )
+
+
+def updated_log_probs(trajectory: Trajectory, agent: AdversarialAgent) -> torch.Tensor:
+    """``log pi(a|s)`` of every row of a rollout under the generator's current policy (after PPO updated it)."""
+    obs = trajectory.obs.reshape(trajectory.num_transitions, -1)
+    log_probs = policy_log_probs(agent.generator, obs, _env_actions(trajectory, agent))
+    return torch.as_tensor(log_probs, device=agent.generator.device)
+
+
+def _env_actions(trajectory: Trajectory, agent: AdversarialAgent) -> np.ndarray:
+    rows = trajectory.num_transitions
+    return to_env_actions(trajectory.actions.reshape(rows, *trajectory.actions.shape[2:]), agent.generator.action_space)
 
 
 def _to_batch(
@@ -464,9 +475,11 @@ def train_adversarial(
     prefix = agent.algo
     grad_penalty = float(getattr(config, "disc_grad_penalty", 0.0))  # GAIL's option; AIRL has none
 
+    built: dict[str, TransitionBatch] = {}  # the rollout's batch, from relabel to learn_discriminator
+
     def relabel(trajectory: Trajectory) -> tuple[np.ndarray, dict[str, float]]:
         """(1) The rollout's rewards, from the discriminator its policy was trained against."""
-        batch = rollout_batch(trajectory, agent)
+        batch = built["batch"] = rollout_batch(trajectory, agent)
         valid = trajectory.valid.reshape(-1)
         with torch.no_grad():
             rewards = reward(agent, batch).cpu().numpy().astype(np.float32)
@@ -476,7 +489,9 @@ def train_adversarial(
     def learn_discriminator(trajectory: Trajectory) -> dict[str, float]:
         """(2) After the PPO update: the discriminator learns on this rollout against expert samples,
         ``log pi`` (AIRL) from the updated policy for both halves, as in imitation's round."""
-        batch = rollout_batch(trajectory, agent, recompute_log_probs=with_log_probs)
+        batch = built.pop("batch") if "batch" in built else rollout_batch(trajectory, agent)
+        if with_log_probs:
+            batch = replace(batch, log_probs=updated_log_probs(trajectory, agent))
         valid = np.flatnonzero(trajectory.valid.reshape(-1))
         collected: list[dict[str, torch.Tensor]] = []
         for _ in range(config.disc_updates_per_round):
